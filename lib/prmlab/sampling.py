@@ -1,0 +1,333 @@
+"""Batched sampling with a KV cache, step by step.
+
+``Sampler.start`` encodes prompts into a ``Generation`` (the batch's cached state). ``Sampler.extend``
+samples every unfinished row either to its end (EOS or the token budget) or only to the end of its
+current reasoning step; a later call resumes from the cached state. ``Generation.select`` reorders,
+drops or duplicates rows of the cached state: SMC resampling and beam search use it instead of
+recomputing prefixes.
+
+Randomness is counter-based: the uniform number behind the token at generated position t of row r is a
+hash of (seed, stream[r], t). A row's text therefore does not depend on which other rows share its batch,
+on the batch size, or on whether it was sampled in one call or step by step with pauses. Duplicated rows
+get fresh streams so that copies diverge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .kv_decoder import DecoderState, make_decoder
+
+
+@dataclass
+class SamplingConfig:
+    """How tokens are drawn."""
+
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0  # nucleus sampling: keep the smallest set of tokens with this much mass
+    max_new_tokens: int = 128  # per row, over all extend calls
+    seed: int = 0  # with the row's stream, fixes every draw
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Counter-based uniforms: splitmix64 on int64 tensors (multiplication wraps modulo 2**64).
+
+_GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
+_MIX1 = 0xBF58476D1CE4E5B9 - (1 << 64)
+_MIX2 = 0x94D049BB133111EB - (1 << 64)
+
+
+def _shr(x: torch.Tensor, k: int) -> torch.Tensor:
+    return (x >> k) & ((1 << (64 - k)) - 1)  # logical shift of a signed int64
+
+
+def _mix64(x: torch.Tensor) -> torch.Tensor:
+    x = x + _GOLDEN
+    x = (x ^ _shr(x, 30)) * _MIX1
+    x = (x ^ _shr(x, 27)) * _MIX2
+    return x ^ _shr(x, 31)
+
+
+def counter_uniform(seed: int, stream: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Uniform numbers in (0, 1), float64, one per (seed, stream, position); a pure function."""
+    h = _mix64(_mix64(_mix64(torch.full_like(stream, seed)) ^ stream) ^ position)
+    return (_shr(h, 11).double() + 0.5) * 2.0**-53
+
+
+def draw_tokens(logits: torch.Tensor, u: torch.Tensor, temperature: float, top_p: float):
+    """Sample one token per row by inverse CDF with the given uniforms.
+
+    Returns the tokens and their log-probabilities under softmax(logits / temperature) (before top-p
+    truncation; at temperature 1 this is the model's own log-probability). Greedy when temperature is 0.
+    """
+    if temperature == 0:
+        tok = logits.argmax(-1)
+        return tok, F.log_softmax(logits.float(), -1).gather(-1, tok[:, None])[:, 0]
+    logp = F.log_softmax(logits.float() / temperature, -1)
+    probs = logp.exp().double()
+    order = None
+    if top_p < 1:
+        probs, order = probs.sort(-1, descending=True)
+        probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # always keeps the most likely token
+    cdf = probs.cumsum(-1)
+    idx = torch.searchsorted(cdf, (u.to(cdf.device) * cdf[:, -1])[:, None], right=True)[:, 0]
+    idx = idx.clamp_(max=logits.shape[-1] - 1)
+    tok = idx if order is None else order.gather(-1, idx[:, None])[:, 0]
+    return tok, logp.gather(-1, tok[:, None])[:, 0]
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Generation:
+    """A batch of partial generations and their cached state (one row per sequence)."""
+
+    prompt_ids: list[list[int]]
+    state: DecoderState
+    next_logits: torch.Tensor  # [rows, vocab] distribution of each row's next token
+    tokens: torch.Tensor  # [rows, max_new_tokens] generated ids (pad after n_generated)
+    logprobs: torch.Tensor  # [rows, max_new_tokens] log-prob of each generated token
+    n_generated: torch.Tensor  # [rows]
+    finished: torch.Tensor  # [rows] bool: EOS sampled or budget spent
+    truncated: torch.Tensor  # [rows] bool: budget spent without EOS
+    stream: torch.Tensor  # [rows] random stream of each row
+    step_ends: list[list[int]]  # per row, generated-token offsets (exclusive) where each step ends
+    next_stream: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.finished.all())
+
+    def token_ids(self, row: int) -> list[int]:
+        return self.tokens[row, : int(self.n_generated[row])].tolist()
+
+    def token_logprobs(self, row: int) -> torch.Tensor:
+        return self.logprobs[row, : int(self.n_generated[row])]
+
+    def step_spans(self, row: int) -> list[tuple[int, int]]:
+        """(start, end) generated-token offsets of each completed step of ``row``."""
+        ends = self.step_ends[row]
+        return list(zip([0] + ends[:-1], ends))
+
+    def select(self, index) -> "Generation":
+        """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        stream = self.stream[index].clone()
+        seen: set[int] = set()
+        next_stream = self.next_stream
+        for i, r in enumerate(index.tolist()):
+            if r in seen:
+                stream[i] = next_stream
+                next_stream += 1
+            seen.add(r)
+        dev = self.state.length.device
+        return Generation(
+            prompt_ids=[self.prompt_ids[r] for r in index.tolist()],
+            state=self.state.select(index.to(dev)),
+            next_logits=self.next_logits[index.to(self.next_logits.device)],
+            tokens=self.tokens[index],
+            logprobs=self.logprobs[index],
+            n_generated=self.n_generated[index],
+            finished=self.finished[index],
+            truncated=self.truncated[index],
+            stream=stream,
+            step_ends=[list(self.step_ends[r]) for r in index.tolist()],
+            next_stream=next_stream,
+            meta=dict(self.meta),
+        )
+
+
+class Sampler:
+    """Samples from a causal LM with a KV cache; see the module docstring."""
+
+    def __init__(self, model, tokenizer, config: SamplingConfig | None = None, step_delimiter: str = "\n"):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config or SamplingConfig()
+        self.decoder = make_decoder(model)
+        self.device = self.decoder.device
+        self.eos_ids = torch.tensor(_eos_ids(model, tokenizer), dtype=torch.long, device=self.device)
+        self.step_ids = torch.tensor(_ids_containing(tokenizer, step_delimiter), dtype=torch.long, device=self.device)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
+
+    def encode(self, prompts: list[str]) -> list[list[int]]:
+        return [self.tokenizer(p).input_ids for p in prompts]
+
+    @torch.no_grad()
+    def start(self, prompts: list[str] | list[list[int]], streams=None) -> Generation:
+        """Encode prompts (strings, or token ids) and run them through the model."""
+        ids = self.encode(prompts) if prompts and isinstance(prompts[0], str) else [list(p) for p in prompts]
+        b = len(ids)
+        lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
+        if b == 0 or int(lens.min()) == 0:
+            raise ValueError("every prompt needs at least one token")
+        chunk = torch.full((b, int(lens.max())), self.pad_id, dtype=torch.long)
+        for i, x in enumerate(ids):
+            chunk[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        budget = self.config.max_new_tokens
+        state = self.decoder.empty(b, slots=int(lens.max()) + min(budget, 256))
+        hidden = self.decoder.forward(state, chunk, lens.to(self.device))
+        last = hidden[torch.arange(b, device=self.device), (lens - 1).to(self.device)]
+        stream = torch.arange(b, dtype=torch.long) if streams is None else torch.as_tensor(streams, dtype=torch.long)
+        return Generation(
+            prompt_ids=ids,
+            state=state,
+            next_logits=self.decoder.logits(last),
+            tokens=torch.full((b, budget), self.pad_id, dtype=torch.long),
+            logprobs=torch.zeros(b, budget),
+            n_generated=torch.zeros(b, dtype=torch.long),
+            finished=torch.zeros(b, dtype=torch.bool),
+            truncated=torch.zeros(b, dtype=torch.bool),
+            stream=stream.clone(),
+            step_ends=[[] for _ in range(b)],
+            next_stream=int(stream.max()) + 1,
+        )
+
+    @torch.no_grad()
+    def extend(self, gen: Generation, until: str = "end") -> Generation:
+        """Sample every unfinished row until it ends (``until='end'``) or ends its current step
+        (``until='step'``). Updates ``gen`` in place and returns it."""
+        if until not in ("end", "step"):
+            raise ValueError(f"until must be 'end' or 'step', got {until!r}")
+        cfg = self.config
+        rows = (~gen.finished).nonzero()[:, 0]
+        if len(rows) == 0:
+            return gen
+        dev = self.device
+        whole = len(rows) == gen.batch_size
+        work = gen.state if whole else gen.state.select(rows.to(dev))
+        work_rows = rows  # gen row of each working row
+        logits = gen.next_logits[rows.to(gen.next_logits.device)]
+        live = torch.ones(len(rows), dtype=torch.bool)
+        budget = gen.tokens.shape[1]
+        while True:
+            pos = gen.n_generated[work_rows]
+            u = counter_uniform(cfg.seed, gen.stream[work_rows], pos)
+            tok, lp = draw_tokens(logits, u, cfg.temperature, cfg.top_p)
+            tok, lp = tok.cpu(), lp.float().cpu()
+            lr = work_rows[live]
+            gen.tokens[lr, pos[live]] = tok[live]
+            gen.logprobs[lr, pos[live]] = lp[live]
+            gen.n_generated[lr] += 1
+            is_eos = torch.isin(tok, self.eos_ids.cpu()) & live
+            is_step = torch.isin(tok, self.step_ids.cpu()) & live
+            out_of_budget = (gen.n_generated[work_rows] >= budget) & live & ~is_eos
+            finished_now = is_eos | out_of_budget
+            for i in (is_eos | is_step | out_of_budget).nonzero()[:, 0].tolist():
+                r = int(work_rows[i])
+                n = int(gen.n_generated[r])
+                end = n - 1 if is_eos[i] else n  # a step never includes the EOS token
+                if end > (gen.step_ends[r][-1] if gen.step_ends[r] else 0):
+                    gen.step_ends[r].append(end)
+            feed = live & ~finished_now  # EOS and budget-ending tokens need no forward pass
+            if feed.any():
+                hidden = self.decoder.forward(work, tok[:, None].to(dev), feed.long().to(dev))
+                logits = self.decoder.logits(hidden[:, 0])
+            stopped = finished_now | (is_step if until == "step" else torch.zeros_like(live))
+            if finished_now.any():
+                gen.finished[work_rows[finished_now]] = True
+                gen.truncated[work_rows[out_of_budget]] = True
+            paused = stopped & feed  # rows resuming later need their next-token distribution
+            if paused.any():
+                gen.next_logits[work_rows[paused].to(gen.next_logits.device)] = logits[paused.to(logits.device)]
+            live = live & ~stopped
+            if not live.any():
+                break
+            if int(live.sum()) <= len(live) // 2:  # compact: stop computing rows that are done
+                dead = (~live).nonzero()[:, 0]
+                if work is not gen.state:
+                    gen.state.put(work_rows[dead].to(dev), work.select(dead.to(dev)))
+                keep = live.nonzero()[:, 0]
+                work = work.select(keep.to(dev))
+                work_rows, logits, live = work_rows[keep], logits[keep.to(logits.device)], live[keep]
+        if work is not gen.state:
+            gen.state.put(work_rows.to(dev), work)
+        return gen
+
+    def texts(self, gen: Generation) -> list[str]:
+        """Generated text of every row (without EOS)."""
+        eos = set(self.eos_ids.tolist())
+        return [self.tokenizer.decode([t for t in gen.token_ids(r) if t not in eos]) for r in range(gen.batch_size)]
+
+    def steps(self, gen: Generation, row: int) -> list[str]:
+        """Completed steps of ``row`` as text, delimiters stripped."""
+        ids = gen.token_ids(row)
+        eos = set(self.eos_ids.tolist())
+        return [self.tokenizer.decode([t for t in ids[a:b] if t not in eos]).strip("\n") for a, b in gen.step_spans(row)]
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = set()
+    for src in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        e = getattr(src, "eos_token_id", None) if src is not None else None
+        ids.update(e if isinstance(e, (list, tuple)) else ([e] if e is not None else []))
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the model and tokenizer define no EOS token")
+    return sorted(ids)
+
+
+def _ids_containing(tokenizer, text: str) -> list[int]:
+    """Every vocabulary id whose decoded text contains ``text`` (a step ends on such a token)."""
+    vocab = tokenizer.get_vocab()
+    special = set(tokenizer.all_special_ids)
+    return sorted(i for i in vocab.values() if i not in special and text in tokenizer.decode([i]))
+
+
+@dataclass
+class Samples:
+    """Finished samples: ``n`` per prompt, row ``i * n + j`` is sample j of prompt i."""
+
+    prompts: list[str]
+    n: int
+    texts: list[str]
+    token_ids: list[list[int]]
+    logprobs: list[torch.Tensor]
+    truncated: list[bool]
+
+    def of(self, i: int) -> list[str]:
+        return self.texts[i * self.n : (i + 1) * self.n]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(t) for t in self.token_ids)
+
+
+def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 256, progress: bool = False) -> Samples:
+    """``n`` complete samples per prompt, in batches of ``batch_size`` rows.
+
+    Sample j of prompt i uses stream ``i * n + j``, so results do not depend on ``batch_size``.
+    """
+    from tqdm.auto import tqdm
+
+    rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
+    texts, ids, lps, trunc = [], [], [], []
+    encoded = sampler.encode(prompts)
+    for a in tqdm(range(0, len(rows), batch_size), desc="sampling", disable=not progress, leave=False):
+        chunk = rows[a : a + batch_size]
+        gen = sampler.start([encoded[i] for i, _ in chunk], streams=[i * n + j for i, j in chunk])
+        sampler.extend(gen, until="end")
+        texts += sampler.texts(gen)
+        for r in range(gen.batch_size):
+            ids.append(gen.token_ids(r))
+            lps.append(gen.token_logprobs(r).clone())
+        trunc += gen.truncated.tolist()
+    return Samples(prompts=list(prompts), n=n, texts=texts, token_ids=ids, logprobs=lps, truncated=trunc)

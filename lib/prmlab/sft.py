@@ -1,0 +1,113 @@
+"""Supervised fine-tuning of the base policy on generated solutions with a controlled share of mistakes.
+
+A policy trained only on perfect solutions would be either almost always right or wrong in systematic
+ways; real models err now and then, at random steps and in recognisable ways. So a share
+``mistake_rate`` of the training solutions carries one realistic mistake (wrong arithmetic, a wrong
+carried value, a skipped or an extra operation) after which the solution carries on faithfully, as a
+model's would. The trained policy then errs at a controlled rate, and search and RL have room to help.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .tasks.arith import INJECTABLE_KINDS, Problem, solution_with_mistake
+
+
+@dataclass
+class SFTConfig:
+    """Training of the tiny policy."""
+
+    steps: int = 1500  # optimizer steps
+    batch_size: int = 64  # solutions per step
+    lr: float = 3e-3  # peak learning rate (AdamW), cosine decay to 10%
+    warmup_steps: int = 50  # linear warm-up
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    mistake_rate: float = 0.3  # share of training solutions with one injected mistake
+    seed: int = 0
+
+
+def training_example(problem: Problem, rng: random.Random, mistake_rate: float) -> tuple[str, str]:
+    """(prompt, solution) for one problem: correct, or with one mistake of a random kind."""
+    if rng.random() < mistake_rate:
+        text, _ = solution_with_mistake(problem, rng, rng.choice(INJECTABLE_KINDS))
+        return problem.prompt, text
+    return problem.prompt, problem.reference_solution()
+
+
+def encode_batch(tokenizer, pairs: list[tuple[str, str]], device="cpu"):
+    """Right-padded input ids, attention mask and labels (-100 on prompt and padding; EOS is learnt)."""
+    seqs, labels = [], []
+    for prompt, solution in pairs:
+        p = tokenizer(prompt).input_ids
+        s = tokenizer(solution, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        seqs.append(p + s)
+        labels.append([-100] * len(p) + s)
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
+    lab = torch.full((len(seqs), width), -100, dtype=torch.long)
+    for i, (x, y) in enumerate(zip(seqs, labels)):
+        ids[i, : len(x)] = torch.tensor(x)
+        lab[i, : len(y)] = torch.tensor(y)
+    return ids.to(device), (ids != tokenizer.pad_token_id).long().to(device), lab.to(device)
+
+
+def lm_loss(model, ids, mask, labels) -> torch.Tensor:
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def lr_at(step: int, cfg: SFTConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def train_sft(model, tokenizer, problems: list[Problem], cfg: SFTConfig, log=None, progress: bool = True) -> list[dict]:
+    """Train ``model`` in place; ``log(metrics, step)`` receives ``train/...`` metrics. Returns history."""
+    from tqdm.auto import tqdm
+
+    if not problems:
+        raise ValueError("train_sft needs at least one training problem")
+    rng = random.Random(f"sft-{cfg.seed}")
+    torch.manual_seed(cfg.seed)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    model.train()
+    # Batches of problems with the same number of operations waste little compute on padding.
+    buckets: dict[int, list[Problem]] = {}
+    for p in problems:
+        buckets.setdefault(len(p.ops), []).append(p)
+    sizes = sorted(buckets)
+    weights = [len(buckets[k]) for k in sizes]
+    history = []
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc="sft", disable=not progress)
+    for step in bar:
+        bucket = buckets[rng.choices(sizes, weights)[0]]
+        pairs = [training_example(rng.choice(bucket), rng, cfg.mistake_rate) for _ in range(cfg.batch_size)]
+        ids, mask, labels = encode_batch(tokenizer, pairs, device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss = lm_loss(model, ids, mask, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        row = {"train/loss": loss.item(), "train/lr": opt.param_groups[0]["lr"], "train/grad_norm": float(gnorm),
+               "train/elapsed_s": time.perf_counter() - t0}
+        history.append(row)
+        if log is not None and (step % 10 == 0 or step == cfg.steps - 1):
+            log(row, step)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{row['train/loss']:.3f}")
+    model.eval()
+    return history

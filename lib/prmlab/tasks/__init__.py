@@ -1,0 +1,1 @@
+"""Tasks: the embedded arithmetic task with its step oracle, and loaders/graders for real data."""
