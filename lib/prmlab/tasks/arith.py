@@ -330,3 +330,30 @@ def judge(problem: Problem, solution: str | list[str]) -> Verdict:
         complete=answered,
         kinds=tuple(v.kind for v in verdicts),
     )
+
+
+class ArithTask:
+    """The arithmetic task with fixed train/eval splits, in the interface every task offers."""
+
+    name = "arith"
+    has_oracle = True
+
+    def __init__(self, cfg: ArithConfig | None = None, n_train: int = 20000, n_eval: int = 200, seed: int = 0):
+        self.cfg = cfg or ArithConfig()
+        self.train, self.eval = make_splits(self.cfg, n_train, n_eval, seed)
+
+    @staticmethod
+    def prompt(problem: Problem) -> str:
+        return problem.prompt
+
+    @staticmethod
+    def grade(problem: Problem, solution: str) -> bool:
+        return judge(problem, solution).answer_correct
+
+    @staticmethod
+    def split_steps(solution: str) -> list[str]:
+        return split_steps(solution)
+
+    @staticmethod
+    def judge(problem: Problem, solution: str | list[str]) -> Verdict:
+        return judge(problem, solution)

@@ -1,0 +1,189 @@
+"""The ``prmlab`` command: run and sweep notebooks, build reports, start the MLflow UI and JupyterLab."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from . import runner, tracking
+from .paths import project_root
+from .profiles import PROFILES
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("notebook", help="notebook number (00), name (00_policy_sft) or path")
+    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a notebook parameter (repeatable)")
+    p.add_argument("--profile", default="tiny", help=f"parameter set: {' | '.join(PROFILES)} (default: tiny)")
+
+
+def cmd_run(args) -> int:
+    tags = dict(t.split("=", 1) for t in args.tag)
+    plan = runner.plan(args.notebook, args.profile, args.param)
+    print(f"running {plan.notebook.name} (profile {plan.profile}) with {plan.parameters}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        run_id, output = runner.execute(plan, tags=tags, log_output=args.verbose)
+    except runner.RunFailed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        print(f"run_id: {e.run_id}\nnotebook: {e.output}")
+        return 1
+    print(f"finished in {time.perf_counter() - t0:.0f} s")
+    print(f"run_id: {run_id}\nnotebook: {output}\ntracking: {tracking.tracking_uri()}")
+    return 0
+
+
+def _grid(specs: list[str], declared: dict) -> list[dict]:
+    axes = []
+    for spec in specs:
+        if "=" not in spec:
+            raise ValueError(f"grid axis must look like NAME=V1,V2; got {spec!r}")
+        name, values = spec.split("=", 1)
+        if name not in declared:
+            raise ValueError(f"unknown parameter {name!r}; valid parameters: {', '.join(declared)}")
+        axes.append([(name, v) for v in values.split(",") if v != ""])
+    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def cmd_sweep(args) -> int:
+    base = runner.plan(args.notebook, args.profile, args.param)  # validates notebook, profile, -p
+    grid = _grid(args.grid, base.declared)
+    if args.seeds:
+        if "seed" not in base.declared:
+            raise ValueError(f"{base.notebook.name} has no 'seed' parameter; --seeds cannot be used")
+        if any("seed" in g for g in grid):
+            raise ValueError("use either --seeds or a grid axis on seed, not both")
+        grid = [{**g, "seed": str(s)} for g in grid for s in range(args.seeds)]
+    for g in grid:  # validate every value before starting any kernel
+        runner.plan(args.notebook, args.profile, list(args.param) + list(g.items()))
+    sweep_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    tracking.experiment_id(base.name)  # create store and experiment once, before runs race for them
+    print(f"sweep {sweep_id}: {len(grid)} runs of {base.notebook.name}, {args.jobs} at a time", flush=True)
+
+    def one(g: dict):
+        cmd = [sys.executable, "-m", "prmlab.cli", "run", str(base.notebook), "--profile", args.profile,
+               "--tag", f"{tracking.TAG_PREFIX}sweep={sweep_id}"]
+        for name, value in list(args.param) + list(g.items()):
+            cmd += ["-p", name, str(value)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        run_id = next((ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("run_id: ")), "?")
+        status = "FINISHED" if proc.returncode == 0 else "FAILED"
+        line = f"{status:8s} {run_id}  " + " ".join(f"{k}={v}" for k, v in g.items())
+        print(line, flush=True)
+        if proc.returncode != 0:
+            print(proc.stderr.strip()[-2000:], file=sys.stderr)
+        return status
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        statuses = list(pool.map(one, grid))
+    failed = statuses.count("FAILED")
+    print(f"sweep {sweep_id}: {len(grid) - failed} finished, {failed} failed (tag {tracking.TAG_PREFIX}sweep={sweep_id})")
+    return 1 if failed else 0
+
+
+def cmd_params(args) -> int:
+    nb = runner.resolve_notebook(args.notebook)
+    for name, p in runner.notebook_parameters(nb).items():
+        print(f"{name:22s} = {p['default']!r:34s} # {p['help']}")
+    return 0
+
+
+def cmd_notebooks(args) -> int:
+    for nb in runner.available_notebooks():
+        print(nb.stem)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(profile=args.profile, out=args.out)
+    print(f"report: {path}")
+    return 0
+
+
+def mlflow_ui_command(host: str, port: int) -> list[str]:
+    """The MLflow server over the project's store (the same one the notebooks log to)."""
+    uri = tracking.tracking_uri()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port),
+           "--workers", "1"]
+    root = tracking.artifact_root(uri)
+    if root:
+        cmd += ["--default-artifact-root", root]
+    return cmd
+
+
+def cmd_ui(args) -> int:
+    tracking.client().search_experiments()  # creates the local store if it does not exist yet
+    cmd = mlflow_ui_command(args.host, args.port)
+    print(f"MLflow UI on http://{args.host}:{args.port} over {tracking.tracking_uri()}", flush=True)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return subprocess.call(cmd)
+
+
+def cmd_lab(args) -> int:
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", args.host, "--port", str(args.port), "--no-browser",
+           f"--ServerApp.root_dir={project_root()}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="prmlab", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="execute a notebook through papermill as one MLflow run")
+    _add_run_args(p)
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra MLflow tag")
+    p.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a parameter grid as separate runs of one experiment")
+    _add_run_args(p)
+    p.add_argument("-g", "--grid", action="append", default=[], metavar="NAME=V1,V2", help="a grid axis (repeatable)")
+    p.add_argument("--seeds", type=int, default=0, help="repeat every grid point with seeds 0..N-1")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("params", help="list a notebook's parameters with their defaults and help")
+    p.add_argument("notebook")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("notebooks", help="list the notebooks")
+    p.set_defaults(func=cmd_notebooks)
+
+    p = sub.add_parser("report", help="write an HTML summary of the latest finished runs into reports/")
+    p.add_argument("--profile", default="tiny", help="profile whose runs to summarise")
+    p.add_argument("--out", default=None, help="output file (default reports/summary-<profile>.html)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ui", help="MLflow UI over the project's tracking store")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("lab", help="JupyterLab on the project")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8888)
+    p.set_defaults(func=cmd_lab)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, LookupError) as e:
+        print(f"prmlab: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Process reward models: step labels, the PRM model, training, and data formats."""

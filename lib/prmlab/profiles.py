@@ -1,0 +1,44 @@
+"""Profiles: named parameter sets, defined once here.
+
+A notebook's parameters cell holds the **tiny** defaults (CPU, minutes). ``--profile smoke`` overlays
+step counts cut so that every notebook runs in well under a minute (tests); ``--profile paper`` overlays
+real models and data for a GPU. Only parameters that differ from the tiny defaults are listed.
+"""
+
+from __future__ import annotations
+
+PROFILES = ("tiny", "smoke", "paper")
+
+OVERLAYS: dict[str, dict[str, dict]] = {
+    "00_policy_sft": {
+        "tiny": {},
+        "smoke": {
+            "n_train": 400,
+            "n_eval": 12,
+            "hidden_size": 32,
+            "num_layers": 2,
+            "num_heads": 2,
+            "num_kv_heads": 2,
+            "sft_steps": 25,
+            "batch_size": 16,
+            "max_k": 8,
+            "explorer_samples": 4,
+        },
+        "paper": {
+            "dataset": "gsm8k",
+            "policy": "Qwen/Qwen2.5-Math-1.5B-Instruct",
+            "sft_steps": 0,
+            "n_eval": 500,
+            "max_k": 64,
+            "max_new_tokens": 512,
+            "sample_batch": 64,
+        },
+    },
+}
+
+
+def overlay(notebook: str, profile: str) -> dict:
+    """Parameters that ``profile`` sets for ``notebook`` on top of its tiny defaults."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    return {**OVERLAYS.get(notebook, {}).get(profile, {}), "profile": profile}

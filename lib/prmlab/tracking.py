@@ -1,0 +1,280 @@
+"""MLflow tracking: one run per notebook execution.
+
+Store: ``$MLFLOW_TRACKING_URI`` if set (a team server, or any store URI), else a SQLite file
+``runs/mlflow.db`` under the project root with artifacts in ``runs/mlartifacts`` — resolved from the
+project root, never from the current directory. For a SQLite store the artifacts go beside the
+database file, so a temporary store (tests) keeps its artifacts with it.
+
+A notebook calls ``start_run(notebook, globals())`` after its parameters cell. Executed by
+``prmlab run`` (papermill), the run was already created by the runner (``$PRMLAB_RUN_ID``), which
+attaches the executed notebook and sets the final status (FINISHED, or FAILED with the partial
+notebook). Run interactively in JupyterLab, ``start_run`` creates the run and ``Run.finish()`` ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .paths import project_root, runs_dir
+
+RUN_ID_ENV = "PRMLAB_RUN_ID"
+TAG_PREFIX = "prmlab."
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir() / 'mlflow.db'}"
+
+
+def artifact_root(uri: str | None = None) -> str | None:
+    """Where new experiments keep artifacts: beside a SQLite database; the server's choice otherwise."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def client():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(name: str, mlflow_client=None) -> str:
+    """The id of experiment ``name``, created if missing (safe when two processes race to create it)."""
+    from mlflow.exceptions import MlflowException
+
+    c = mlflow_client or client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = artifact_root()
+    try:
+        return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    except MlflowException:
+        exp = c.get_experiment_by_name(name)  # another process created it first
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_state() -> dict[str, str]:
+    """Commit and dirty flag of the project checkout ('unknown' outside git)."""
+    root = project_root()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    if commit.returncode != 0:
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit.stdout.strip(), "git_dirty": str(bool(status.stdout.strip())).lower()}
+
+
+def run_name(notebook: str, profile: str, seed) -> str:
+    """'<method>-<profile>-seed<seed>', the method being the notebook name without its number."""
+    method = notebook.split("_", 1)[1] if "_" in notebook and notebook[:2].isdigit() else notebook
+    return f"{method}-{profile}-seed{seed}"
+
+
+def create_run(notebook: str, profile: str, seed, tags: dict | None = None) -> str:
+    """Create a RUNNING run in the notebook's experiment, with the standard tags; returns its id."""
+    c = client()
+    all_tags = {
+        f"{TAG_PREFIX}notebook": notebook,
+        f"{TAG_PREFIX}profile": profile,
+        f"{TAG_PREFIX}seed": str(seed),
+        **{f"{TAG_PREFIX}{k}": v for k, v in git_state().items()},
+        "mlflow.source.name": f"notebooks/{notebook}.ipynb",
+        **(tags or {}),
+    }
+    run = c.create_run(experiment_id(notebook, c), run_name=run_name(notebook, profile, seed), tags=all_tags)
+    return run.info.run_id
+
+
+class Run:
+    """Logging into one MLflow run (a thin, explicit wrapper: no global active-run state)."""
+
+    def __init__(self, run_id: str, managed: bool = False):
+        self.id = run_id
+        self.client = client()
+        self.managed = managed  # True when the runner (prmlab run) owns the run's lifecycle
+
+    @property
+    def info(self):
+        return self.client.get_run(self.id).info
+
+    @property
+    def artifact_uri(self) -> str:
+        return self.info.artifact_uri
+
+    def log_params(self, params: dict) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k), _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 90):  # MLflow caps params per batch at 100
+            _retry(lambda: self.client.log_batch(self.id, params=items[i : i + 90]))
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        for i in range(0, len(items), 900):
+            _retry(lambda: self.client.log_batch(self.id, metrics=items[i : i + 900]))
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step)
+
+    def set_tags(self, tags: dict) -> None:
+        from mlflow.entities import RunTag
+
+        _retry(lambda: self.client.log_batch(self.id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()]))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            _retry(lambda: self.client.log_artifacts(self.id, str(path), artifact_path))
+        else:
+            _retry(lambda: self.client.log_artifact(self.id, str(path), artifact_path))
+
+    def log_text(self, text: str, name: str) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / Path(name).name
+            f.write_text(text)
+            self.log_artifact(f, str(Path(name).parent) if Path(name).parent != Path(".") else None)
+
+    def log_dict(self, data, name: str) -> None:
+        self.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), name)
+
+    def log_figure(self, fig, name: str) -> None:
+        """A plotly figure as ``figures/<name>.html`` (interactive, plotly.js from its CDN) and
+        ``figures/<name>.json`` (the figure itself: reports rebuild it offline)."""
+        with tempfile.TemporaryDirectory() as d:
+            fig.write_html(Path(d) / f"{name}.html", include_plotlyjs="cdn", full_html=True)
+            (Path(d) / f"{name}.json").write_text(fig.to_json())
+            self.log_artifact(d, "figures")
+
+    def log_model(self, model, tokenizer, name: str, config: dict | None = None) -> None:
+        """Save model + tokenizer (+ the config that produced them) as artifact folder ``name``."""
+        from .models import save_pretrained
+
+        with tempfile.TemporaryDirectory() as d:
+            save_pretrained(model, tokenizer, Path(d) / name, extra=config)
+            self.log_artifact(Path(d) / name, name)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """End the run. Under ``prmlab run`` the runner ends it after attaching the notebook."""
+        if not self.managed:
+            _retry(lambda: self.client.set_terminated(self.id, status))
+
+
+def start_run(notebook: str, namespace: dict | None = None, params: dict | None = None) -> Run:
+    """The MLflow run of this notebook execution, with every notebook parameter logged.
+
+    ``namespace`` is the notebook's ``globals()``: the parameters cell of ``notebooks/<notebook>.ipynb``
+    names the parameters and their current values are read from it (injected values included).
+    """
+    if params is None:
+        from .runner import notebook_parameters, resolve_notebook
+
+        names = notebook_parameters(resolve_notebook(notebook))
+        namespace = namespace or {}
+        params = {k: namespace[k] for k in names if k in namespace}
+    run_id = os.environ.get(RUN_ID_ENV)
+    if run_id:
+        run = Run(run_id, managed=True)
+    else:
+        run = Run(create_run(notebook, str(params.get("profile", "tiny")), params.get("seed", 0)))
+    run.log_params(params)
+    return run
+
+
+def _param_value(v) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    return s[:6000]
+
+
+def _retry(fn, attempts: int = 8):
+    """Retry store writes that hit a locked SQLite database (two runs writing at once)."""
+    from mlflow.exceptions import MlflowException
+
+    for i in range(attempts):
+        try:
+            return fn()
+        except MlflowException as e:
+            if "locked" not in str(e).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**i)
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding what earlier notebooks produced.
+
+
+class NoRunError(LookupError):
+    """No finished run of the notebook that produces what was asked for."""
+
+
+def latest_run(notebook: str, profile: str | None = None, run_id: str | None = None):
+    """The latest FINISHED run of ``notebook`` (with ``profile`` if given), or the run ``run_id``."""
+    c = client()
+    if run_id:
+        return c.get_run(run_id)
+    exp = c.get_experiment_by_name(notebook)
+    filt = "attributes.status = 'FINISHED'"
+    if profile:
+        filt += f" and tags.`{TAG_PREFIX}profile` = '{profile}'"
+    runs = [] if exp is None else c.search_runs([exp.experiment_id], filt, order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        number = notebook.split("_", 1)[0]
+        prof = f" --profile {profile}" if profile else ""
+        raise NoRunError(
+            f"no finished run of notebook {notebook}{f' with profile {profile!r}' if profile else ''} "
+            f"in the MLflow store {tracking_uri()}. Run it first: prmlab run {number}{prof}"
+        )
+    return runs[0]
+
+
+def download(run, artifact_path: str) -> Path:
+    """Local copy of an artifact (cached under runs/cache/<run id>/)."""
+    import mlflow.artifacts
+
+    dst = runs_dir() / "cache" / run.info.run_id
+    target = dst / artifact_path
+    if not target.exists():
+        dst.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path=artifact_path, dst_path=str(dst), tracking_uri=tracking_uri()
+        )
+    return target
+
+
+def load_model(notebook: str, name: str, profile: str | None = None, run_id: str | None = None, device: str | None = None):
+    """Model and tokenizer logged as ``name`` by the latest finished run of ``notebook``.
+
+    Returns ``(model, tokenizer, run)``. Raises ``NoRunError`` saying which notebook to run.
+    """
+    from .models import load_causal_lm
+
+    run = latest_run(notebook, profile, run_id)
+    path = download(run, name)
+    model, tokenizer = load_causal_lm(path, device=device)
+    return model, tokenizer, run
+
+
+def local_store_path(uri: str | None = None) -> Path | None:
+    """The SQLite database file behind ``uri`` (None for servers)."""
+    uri = uri or tracking_uri()
+    parsed = urlparse(uri)
+    return Path(uri[len("sqlite:///") :]) if parsed.scheme == "sqlite" else None

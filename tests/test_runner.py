@@ -1,0 +1,155 @@
+"""prmlab run / sweep / params: validation before any kernel starts, the tracked run lifecycle, and a
+concurrent sweep on one SQLite store."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from prmlab import runner, tracking
+from prmlab.cli import main
+from prmlab.paths import project_root
+
+
+def prmlab(*args, env=None, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "prmlab.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def test_notebook_resolution_and_errors():
+    assert runner.resolve_notebook("00").name == "00_policy_sft.ipynb"
+    assert runner.resolve_notebook("0").name == "00_policy_sft.ipynb"
+    assert runner.resolve_notebook("00_policy_sft").name == "00_policy_sft.ipynb"
+    with pytest.raises(ValueError, match=r"valid notebooks: 00 \(00_policy_sft\)"):
+        runner.resolve_notebook("42")
+
+
+def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, capsys):
+    assert main(["run", "00", "-p", "learning_rate", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'learning_rate'" in err and "valid parameters:" in err and "sft_steps" in err
+    assert main(["run", "00", "--profile", "huge"]) == 2
+    assert "valid profiles: tiny, smoke, paper" in capsys.readouterr().err
+    assert main(["run", "00", "-p", "sft_steps", "many"]) == 2
+    assert "parameter 'sft_steps'" in capsys.readouterr().err
+    assert main(["sweep", "00", "-g", "nope=1,2"]) == 2
+    # nothing was started: no run exists in the store
+    assert tracking.client().search_runs([e.experiment_id for e in tracking.client().search_experiments()]) == []
+
+
+def test_profiles_overlay_and_parameter_types():
+    plan = runner.plan("00", "smoke", [("lr", "0.01"), ("arch", "qwen2"), ("sft_steps", "3")])
+    assert plan.parameters["profile"] == "smoke"
+    assert plan.parameters["n_eval"] == 12  # from the smoke overlay
+    assert plan.parameters["lr"] == 0.01 and plan.parameters["sft_steps"] == 3 and plan.parameters["arch"] == "qwen2"
+    declared = runner.notebook_parameters(runner.resolve_notebook("00"))
+    assert all(p["help"] for p in declared.values()), "every parameter needs a comment"
+
+
+def test_params_command_lists_help(capsys):
+    assert main(["params", "00"]) == 0
+    out = capsys.readouterr().out
+    assert "mistake_rate" in out and "share of SFT solutions" in out
+
+
+def test_smoke_run_of_notebook_00_is_tracked(mlflow_store, tmp_path):
+    res = prmlab("run", "00", "--profile", "smoke", cwd=tmp_path)  # from an unrelated directory
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
+    executed = Path(next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("notebook: ")))
+    assert executed.parent == project_root() / "runs" / "notebooks" and executed.exists()
+    c = tracking.client()
+    r = c.get_run(run_id)
+    assert r.info.status == "FINISHED"
+    assert r.data.params["profile"] == "smoke" and r.data.params["sft_steps"] == "25"
+    assert r.data.params["mistake_rate"] == "0.3"  # a default the profile did not touch is logged too
+    for key in ("eval/pass_at_1", "eval/pass_at_8", "perf/train_seconds", "train/loss", "model/parameters"):
+        assert key in r.data.metrics, key
+    assert len(c.get_metric_history(run_id, "eval/pass_at_k")) == 8  # one point per k
+    arts = {a.path for a in c.list_artifacts(run_id)}
+    assert {"notebook", "policy", "figures", "error_taxonomy.json"} <= arts
+    figs = {a.path for a in c.list_artifacts(run_id, "figures")}
+    assert {"figures/pass_at_k.html", "figures/training_curve.html", "figures/errors_by_position.html"} <= figs
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()  # nothing in the cwd
+    nb = nbformat.read(executed, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    # later notebooks find the policy through one call
+    model, tok, run = tracking.load_model("00_policy_sft", "policy", profile="smoke", device="cpu")
+    assert run.info.run_id == run_id
+
+
+def test_failing_notebook_leaves_a_failed_run_with_partial_notebook(mlflow_store, tmp_path):
+    res = prmlab("run", "00", "--profile", "smoke", "-p", "arch", "gpt9", cwd=tmp_path)
+    assert res.returncode == 1
+    assert "FAILED" in res.stderr and "unknown arch 'gpt9'" in res.stderr
+    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
+    c = tracking.client()
+    r = c.get_run(run_id)
+    assert r.info.status == "FAILED"
+    assert "unknown arch" in r.data.tags["prmlab.error"]
+    local = c.download_artifacts(run_id, "notebook", str(tmp_path / "dl"))
+    nb_file = next(Path(local).glob("*.ipynb"))
+    nb = nbformat.read(nb_file, as_version=4)
+    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "ValueError"
+    with pytest.raises(tracking.NoRunError):  # a failed run is never used by later notebooks
+        tracking.latest_run("00_policy_sft", "smoke")
+
+
+PROBE = '''
+import time
+from prmlab import tracking
+run = tracking.start_run("99_probe", globals())
+for i in range(20):
+    run.log_metrics({"probe/value": x * i}, step=i)
+run.log_dict({"x": x}, "probe.json")
+if fail:
+    raise RuntimeError("probe asked to fail")
+run.finish()
+'''
+
+
+@pytest.fixture
+def probe_root(tmp_path, monkeypatch):
+    """A project root with one fast notebook, so a concurrent sweep costs seconds, not minutes."""
+    root = tmp_path / "proj"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "lib" / "prmlab").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'prmlab'\n")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = \"tiny\"  # parameter set\nseed = 0  # seed\nx = 1.0  # a value\nfail = False  # raise at the end\n")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(PROBE)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "notebooks" / "99_probe.ipynb")
+    monkeypatch.setenv("PRMLAB_ROOT", str(root))
+    return root
+
+
+def test_sweep_runs_the_grid_concurrently_without_losing_a_run(mlflow_store, probe_root):
+    res = prmlab("sweep", "99", "-g", "x=1,2,3", "--seeds", "2", "--jobs", "2", timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    c = tracking.client()
+    exp = c.get_experiment_by_name("99_probe")
+    runs = c.search_runs([exp.experiment_id])
+    assert len(runs) == 6
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    sweeps = {r.data.tags.get("prmlab.sweep") for r in runs}
+    assert len(sweeps) == 1 and None not in sweeps
+    assert sorted((r.data.params["x"], r.data.params["seed"]) for r in runs) == sorted(
+        (x, s) for x in ("1.0", "2.0", "3.0") for s in ("0", "1"))
+    for r in runs:
+        assert len(c.get_metric_history(r.info.run_id, "probe/value")) == 20  # every write landed
+    assert (probe_root / "runs" / "notebooks").exists()
+
+
+def test_sweep_reports_failures(mlflow_store, probe_root):
+    res = prmlab("sweep", "99", "-g", "fail=false,true", "--jobs", "2", timeout=600)
+    assert res.returncode == 1
+    assert "1 finished, 1 failed" in res.stdout
+    runs = tracking.client().search_runs([tracking.client().get_experiment_by_name("99_probe").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
