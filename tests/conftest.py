@@ -6,6 +6,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import torch  # noqa: E402
+
+# Tiny models: one thread avoids thread-pool overhead that dominates small ops on 2 shared cores.
+torch.set_num_threads(1)
+
 import pytest  # noqa: E402
 
 

@@ -54,3 +54,12 @@ def test_unknown_arch_names_choices(char_tokenizer):
 
     with pytest.raises(ValueError, match="llama"):
         models.build_policy(char_tokenizer, models.PolicyConfig(arch="gpt9"))
+
+
+def test_qwen2_policy_keeps_its_character_tokenizer(tmp_path, char_tokenizer):
+    # AutoTokenizer would swap in Qwen2Tokenizer for a qwen2 config and change how text splits.
+    m = models.build_policy(char_tokenizer, models.PolicyConfig(arch="qwen2", hidden_size=32, num_layers=1, num_heads=2,
+                                                                intermediate_size=64))
+    models.save_pretrained(m, char_tokenizer, tmp_path / "q")
+    _, tok = models.load_causal_lm(tmp_path / "q", device="cpu")
+    assert tok("Q: 1 +2\n").input_ids == char_tokenizer("Q: 1 +2\n").input_ids

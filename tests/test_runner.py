@@ -56,32 +56,6 @@ def test_params_command_lists_help(capsys):
     assert "mistake_rate" in out and "share of SFT solutions" in out
 
 
-def test_smoke_run_of_notebook_00_is_tracked(mlflow_store, tmp_path):
-    res = prmlab("run", "00", "--profile", "smoke", cwd=tmp_path)  # from an unrelated directory
-    assert res.returncode == 0, res.stdout + res.stderr
-    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
-    executed = Path(next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("notebook: ")))
-    assert executed.parent == project_root() / "runs" / "notebooks" and executed.exists()
-    c = tracking.client()
-    r = c.get_run(run_id)
-    assert r.info.status == "FINISHED"
-    assert r.data.params["profile"] == "smoke" and r.data.params["sft_steps"] == "25"
-    assert r.data.params["mistake_rate"] == "0.3"  # a default the profile did not touch is logged too
-    for key in ("eval/pass_at_1", "eval/pass_at_8", "perf/train_seconds", "train/loss", "model/parameters"):
-        assert key in r.data.metrics, key
-    assert len(c.get_metric_history(run_id, "eval/pass_at_k")) == 8  # one point per k
-    arts = {a.path for a in c.list_artifacts(run_id)}
-    assert {"notebook", "policy", "figures", "error_taxonomy.json"} <= arts
-    figs = {a.path for a in c.list_artifacts(run_id, "figures")}
-    assert {"figures/pass_at_k.html", "figures/training_curve.html", "figures/errors_by_position.html"} <= figs
-    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()  # nothing in the cwd
-    nb = nbformat.read(executed, as_version=4)
-    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
-    # later notebooks find the policy through one call
-    model, tok, run = tracking.load_model("00_policy_sft", "policy", profile="smoke", device="cpu")
-    assert run.info.run_id == run_id
-
-
 def test_failing_notebook_leaves_a_failed_run_with_partial_notebook(mlflow_store, tmp_path):
     res = prmlab("run", "00", "--profile", "smoke", "-p", "arch", "gpt9", cwd=tmp_path)
     assert res.returncode == 1

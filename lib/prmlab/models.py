@@ -79,13 +79,32 @@ def build_policy(tokenizer, cfg: PolicyConfig | None = None, seed: int = 0) -> t
     return model
 
 
+def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
+    """The tokenizer saved at ``name_or_path``, as it was saved.
+
+    ``AutoTokenizer`` replaces a generic saved tokenizer (class ``TokenizersBackend`` or
+    ``PreTrainedTokenizerFast``, e.g. prmlab's character tokenizer) by the class registered for the
+    model type (qwen2 -> ``Qwen2Tokenizer``, which splits text differently); a generic one is therefore
+    loaded as the generic class, every other one through ``AutoTokenizer``.
+    """
+    try:
+        from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+        saved_class = get_tokenizer_config(str(name_or_path)).get("tokenizer_class")
+    except Exception:  # noqa: BLE001 - another transformers version: let AutoTokenizer decide
+        saved_class = None
+    if saved_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return PreTrainedTokenizerFast.from_pretrained(str(name_or_path))
+    return AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+
+
 def load_causal_lm(name_or_path: str | Path, dtype: str | torch.dtype = "auto", device: str | None = None):
     """Load any HF causal LM and its tokenizer by hub name or local path (no download in tests).
 
     Returns ``(model, tokenizer)`` with the model in eval mode on ``device`` (default: cuda if present).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    tokenizer = load_tokenizer(name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if isinstance(dtype, str) and dtype != "auto":

@@ -34,6 +34,35 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "sample_batch": 64,
         },
     },
+    "01_prm_training": {
+        "tiny": {},
+        "smoke": {
+            "n_label_problems": 12,
+            "n_per_problem": 2,
+            "mc_n": 2,
+            "prm_steps": 4,
+            "prm_batch": 8,
+            "n_eval": 8,
+            "bon_max_n": 4,
+            "real_text_questions": 100,
+            "explorer_samples": 3,
+        },
+        "paper": {
+            "label_source": "mc-hard",
+            "train_labels": "mc-hard,mc-soft",
+            "lora": True,
+            "lora_r": 16,
+            "n_label_problems": 800,
+            "n_per_problem": 8,
+            "mc_n": 8,
+            "prm_steps": 1000,
+            "prm_batch": 16,
+            "prm_lr": 0.0001,
+            "max_new_tokens": 512,
+            "sample_batch": 64,
+            "n_eval": 300,
+        },
+    },
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -126,10 +127,12 @@ class Run:
             _retry(lambda: self.client.log_batch(self.id, params=items[i : i + 90]))
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        """Log metrics (NaN and None are skipped); keys pass through ``metric_key``."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        items = [Metric(metric_key(k), float(v), now, step or 0) for k, v in metrics.items()
+                 if v is not None and v == v]
         for i in range(0, len(items), 900):
             _retry(lambda: self.client.log_batch(self.id, metrics=items[i : i + 900]))
 
@@ -198,6 +201,12 @@ def start_run(notebook: str, namespace: dict | None = None, params: dict | None 
         run = Run(create_run(notebook, str(params.get("profile", "tiny")), params.get("seed", 0)))
     run.log_params(params)
     return run
+
+
+def metric_key(name: str) -> str:
+    """``name`` with the characters MLflow refuses in metric names (anything but letters, digits and
+    ``_ - . space : /``) replaced by ``_``: e.g. "bon/PRM (min)" -> "bon/PRM _min_"."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
 
 
 def _param_value(v) -> str:

@@ -357,3 +357,12 @@ class ArithTask:
     @staticmethod
     def judge(problem: Problem, solution: str | list[str]) -> Verdict:
         return judge(problem, solution)
+
+    @staticmethod
+    def answer(problem: Problem, solution: str) -> int | None:
+        """The final answer the solution states (None if it states none)."""
+        return judge(problem, solution).answer
+
+    @staticmethod
+    def reference_answer(problem: Problem) -> int:
+        return problem.answer

@@ -460,3 +460,17 @@ class RealTask:
     def split_steps(self, text: str) -> list[str]:
         """Solution steps: non-empty lines."""
         return split_steps(text)
+
+    def answer(self, problem: RealProblem, solution_text: str):
+        """The final answer ``solution_text`` states, normalised for voting (a Fraction for GSM8K, so
+        that "18" and "18.0" are one vote; the boxed string for MATH-500), None if it states none."""
+        if self.name == "gsm8k":
+            return _as_fraction(extract_gsm8k_answer(solution_text))
+        boxed = extract_boxed(solution_text)
+        return None if boxed is None else boxed.replace(" ", "")
+
+    def reference_answer(self, problem: RealProblem):
+        """The reference answer in the form ``answer`` returns."""
+        if self.name == "gsm8k":
+            return _as_fraction(_normalize_number(problem.answer))
+        return problem.answer.replace(" ", "")

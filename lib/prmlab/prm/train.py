@@ -1,0 +1,199 @@
+"""Training a process reward model on step labels, in one process or many (accelerate).
+
+The loss is binary cross-entropy between ``sigmoid(head logit)`` at the end of each step and the
+step's label (hard 0/1 or soft in [0, 1]), **averaged over all labelled steps of the global batch**.
+``target="prm"`` labels every step; ``target="orm"`` uses only the last step's label (an outcome
+reward model: the same network, supervised once per solution).
+
+Distributed runs follow accelerate's ``split_batches=True`` semantics: every process draws the same
+global batch of ``batch_size`` solutions (same seed) and takes its contiguous slice, so the union of
+the per-process batches is the single-process batch. Each process divides its summed loss by the
+global number of labelled steps (an all-reduce) and multiplies by the number of processes, so that
+DDP's gradient averaging yields exactly the single-process gradient. One process and two give the
+same losses. On CPU (gloo) two processes are started with::
+
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1
+        --mixed_precision no --dynamo_backend no --main_process_port PORT script.py
+
+(``--cpu --num_processes 2`` is not enough: without mpirun accelerate then starts a single process.)
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..metrics import auroc, step_accuracy
+from ..models import _jsonable, unwrap
+from ..sft import lr_at
+from .formats import StepwiseRecord
+from .model import ProcessRewardModel
+
+TARGETS = ("prm", "orm")
+
+
+@dataclass
+class PRMTrainConfig:
+    """Training of a PRM (or an ORM) on labelled solutions."""
+
+    steps: int = 300  # optimizer steps
+    batch_size: int = 32  # solutions per optimizer step over all processes (split among them)
+    lr: float = 1e-3  # peak learning rate (AdamW), cosine decay to 10%
+    weight_decay: float = 0.0
+    warmup_steps: int = 20  # linear warm-up
+    grad_clip: float = 1.0  # max global gradient norm (<= 0: no clipping)
+    seed: int = 0  # fixes the batch order
+    target: str = "prm"  # "prm": every step's label is a target; "orm": only the last step's
+    log_every: int = 10  # log metrics every this many steps (and at the last one)
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}; valid: {', '.join(TARGETS)}")
+        if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
+            raise ValueError("steps, batch_size and log_every must be >= 1")
+
+
+def global_batches(n_records: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """Record indices of every global batch: consecutive slices of seeded epoch permutations."""
+    g = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    while len(order) < batch_size * steps:
+        order += torch.randperm(n_records, generator=g).tolist()
+    return [order[k * batch_size : (k + 1) * batch_size] for k in range(steps)]
+
+
+def _examples(prm: ProcessRewardModel, records: list[StepwiseRecord], target: str):
+    """(ids, step ends, labels) per record; an ORM keeps only the last step as a target."""
+    out = []
+    for r in records:
+        ids, ends = prm.encode(r.prompt, r.completions)
+        labels = torch.tensor(r.labels, dtype=torch.float32)
+        if target == "orm":
+            ends, labels = ends[-1:], labels[-1:]
+        out.append((ids, ends, labels))
+    return out
+
+
+def _freeze_unused_lm_head(prm: ProcessRewardModel) -> None:
+    # The PRM never calls the LM head; an untied one would get no gradient, which DDP rejects.
+    base = unwrap(prm.backbone)
+    out, inp = base.get_output_embeddings(), base.get_input_embeddings()
+    if out is not None and out.weight is not inp.weight:
+        out.weight.requires_grad_(False)
+
+
+def train_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], cfg: PRMTrainConfig, log=None,
+              accelerator=None, progress: bool = True) -> list[dict]:
+    """Train ``prm`` in place on ``records``; returns the history (one row of metrics per step).
+
+    Full fine-tuning or LoRA is the PRM's own choice (``PRMConfig.lora``): whatever requires a gradient
+    is trained. ``accelerator`` defaults to a new ``accelerate.Accelerator`` (on CPU when there is no
+    GPU); under ``accelerate launch`` every process calls this function with the same arguments.
+    ``log(metrics, step)`` receives ``train/loss``, ``train/lr``, ``train/grad_norm`` and
+    ``train/step_accuracy`` (sigmoid >= 0.5 against labels rounded at 0.5) on the main process.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    records = [r for r in records if r.completions]  # a solution without steps has no label
+    if not records:
+        raise ValueError("train_prm needs at least one record with a labelled step")
+    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    if acc.gradient_accumulation_steps != 1:  # acc.backward would rescale the loss
+        raise ValueError("train_prm takes whole global batches: use an Accelerator without gradient accumulation")
+    world, rank = acc.num_processes, acc.process_index
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the number of processes ({world})")
+    share = cfg.batch_size // world
+    torch.manual_seed(cfg.seed)
+    examples = _examples(prm, records, cfg.target)
+    _freeze_unused_lm_head(prm)
+    params = [p for p in prm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    model, opt = acc.prepare(prm, opt)
+    model.train()
+    history = []
+    t0 = time.perf_counter()
+    batches = global_batches(len(records), cfg.batch_size, cfg.steps, cfg.seed)
+    bar = tqdm(batches, desc="prm", disable=not (progress and acc.is_main_process))
+    for step, batch in enumerate(bar):
+        mine = [examples[i] for i in batch[rank * share : (rank + 1) * share]]  # split_batches slicing
+        ids, ends = prm.collate([(x, e) for x, e, _ in mine])
+        y = torch.cat([lab for _, _, lab in mine]).to(acc.device)
+        logits = model(ids)
+        z = torch.cat([logits[r, e] for r, e in enumerate(ends)])
+        local_sum = F.binary_cross_entropy_with_logits(z, y, reduction="sum")
+        n_steps = acc.reduce(torch.tensor(float(len(y)), device=acc.device), "sum")
+        # Mean over the global batch's steps; x world because DDP averages the processes' gradients.
+        loss = local_sum * world / n_steps.clamp(min=1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)  # same warm-up + cosine schedule as SFT
+        acc.backward(loss)
+        gnorm = acc.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        hits = ((z.detach() >= 0) == (y >= 0.5)).sum()
+        total = acc.reduce(torch.stack([local_sum.detach().double(), hits.double()]), "sum")
+        n = max(float(n_steps), 1.0)
+        row = {"train/loss": float(total[0]) / n, "train/lr": opt.param_groups[0]["lr"],
+               "train/grad_norm": float(gnorm), "train/step_accuracy": float(total[1]) / n,
+               "train/elapsed_s": time.perf_counter() - t0}
+        history.append(row)
+        if log is not None and acc.is_main_process and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+            log(row, step)
+        if step % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{row['train/loss']:.3f}")
+    prm.eval()
+    return history
+
+
+def evaluate_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], batch_size: int = 64) -> dict:
+    """Step AUROC and accuracy (threshold 0.5) of the PRM's rewards against oracle step labels.
+
+    The oracle labels are ``meta["oracle_labels"]`` when present (records from ``LabelSet.records``),
+    else the records' own labels, which must then be hard (0/1).
+    """
+    records = [r for r in records if r.completions]
+    scores = prm.score([r.prompt for r in records], [r.completions for r in records], batch_size=batch_size)
+    labels = [r.meta.get("oracle_labels", r.labels) for r in records]
+    return {"eval/step_auroc": auroc(scores, labels), "eval/step_accuracy": step_accuracy(scores, labels),
+            "eval/steps": sum(len(y) for y in labels)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Tracking.
+
+
+def log_prm(run, prm: ProcessRewardModel, name: str, config=None) -> None:
+    """Save ``prm`` (LoRA merged) as artifact folder ``name`` of the MLflow ``run``, with the config
+    that produced it in ``prmlab.json`` (read back with ``prmlab.models.read_extra``)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = prm.save(Path(d) / name)
+        if config is not None:
+            (path / "prmlab.json").write_text(json.dumps(_jsonable(config), indent=2, sort_keys=True))
+        run.log_artifact(path, name)
+
+
+def load_prm(notebook: str, name: str, profile: str | None = None, run_id: str | None = None,
+             device: str | None = None):
+    """The PRM logged as ``name`` by the latest finished run of ``notebook`` (or run ``run_id``).
+
+    Returns ``(prm, run)``. Raises ``tracking.NoRunError`` saying which notebook to run.
+    """
+    from .. import tracking
+
+    run = tracking.latest_run(notebook, profile, run_id)
+    try:
+        path = tracking.download(run, name)
+    except Exception as e:  # the run exists but did not log this PRM
+        raise tracking.NoRunError(
+            f"run {run.info.run_id} of notebook {notebook} has no PRM artifact {name!r} ({e}). "
+            f"Run it first: prmlab run {notebook.split('_', 1)[0]}"
+        ) from e
+    return ProcessRewardModel.load(path, device=device), run

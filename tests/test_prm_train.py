@@ -1,0 +1,230 @@
+"""PRM training: it learns, LoRA trains only adapters + head, the ORM target reads only the last step,
+save/load and MLflow round trips keep the scores, and 2 accelerate processes match 1 process."""
+
+import copy
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prmlab.prm.formats import StepwiseRecord
+from prmlab.prm.model import PRMConfig, ProcessRewardModel
+from prmlab.prm.train import PRMTrainConfig, evaluate_prm, global_batches, load_prm, log_prm, train_prm
+from prmlab.tasks.arith import ArithConfig, make_splits, judge, solution_with_mistake, split_steps
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy shared machine extra threads thrash."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def mistake_records(problems, seed, rate=0.5):
+    """Reference solutions and solutions with one injected extra '*' step (problems use only + and -),
+    labelled by the oracle. A randomly initialised tiny backbone cannot learn arithmetic within a test's
+    budget, but it can learn this; what is tested is that labels, step ends and the loss line up."""
+    rng = random.Random(seed)
+    out = []
+    for p in problems:
+        text = p.reference_solution()
+        if rng.random() < rate:
+            while "*" not in text:
+                text, _ = solution_with_mistake(p, rng, "extra")
+        out.append(StepwiseRecord(p.prompt, split_steps(text), judge(p, text).step_labels))
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    train, held_out = make_splits(ArithConfig(ops="+-", max_ops=4), 160, 40, seed=0)
+    return mistake_records(train, 0), mistake_records(held_out, 1)
+
+
+def test_config_names_valid_targets():
+    with pytest.raises(ValueError, match="valid: prm, orm"):
+        PRMTrainConfig(target="outcome")
+
+
+def test_global_batches_are_seeded_epochs():
+    b = global_batches(10, 4, 5, seed=3)
+    assert b == global_batches(10, 4, 5, seed=3) != global_batches(10, 4, 5, seed=4)
+    flat = [i for batch in b for i in batch]
+    assert sorted(flat[:10]) == list(range(10)) and len(b) == 5 and all(len(x) == 4 for x in b)
+
+
+def test_training_reduces_loss_and_separates_good_from_bad_steps(tiny_policy, char_tokenizer, data):
+    train, held_out = data
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
+    before = evaluate_prm(prm, held_out)
+    assert before["eval/step_auroc"] == 0.5  # the zero head scores every step 0.5
+    logged = []
+    cfg = PRMTrainConfig(steps=70, batch_size=16, lr=3e-3, warmup_steps=5, log_every=20)
+    history = train_prm(prm, train, cfg, log=lambda m, s: logged.append((s, m)), progress=False)
+    assert [s for s, _ in logged] == [0, 20, 40, 60, 69]
+    assert {"train/loss", "train/lr", "train/grad_norm", "train/step_accuracy"} <= set(logged[0][1])
+    assert history[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert np.mean([h["train/loss"] for h in history[-10:]]) < 0.5
+    after = evaluate_prm(prm, held_out)
+    assert after["eval/step_auroc"] > 0.8, after
+    assert after["eval/step_accuracy"] > before["eval/step_accuracy"]
+    assert not prm.training
+
+
+def test_loss_is_the_mean_bce_over_all_steps_of_the_batch(tiny_policy, char_tokenizer, data):
+    records = data[0][:6]
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
+    torch.nn.init.normal_(prm.head.weight, std=0.5)
+    with torch.no_grad():
+        logits = prm.step_logits([r.prompt for r in records], [r.completions for r in records])
+    z = torch.cat(logits)
+    y = torch.tensor([y for r in records for y in r.labels])
+    expected = F.binary_cross_entropy_with_logits(z, y).item()  # mean over steps, not solutions
+    hist = train_prm(prm, records, PRMTrainConfig(steps=1, batch_size=6), progress=False)
+    assert hist[0]["train/loss"] == pytest.approx(expected, rel=1e-5)
+    assert hist[0]["train/step_accuracy"] == pytest.approx(((z >= 0) == (y >= 0.5)).float().mean().item())
+
+
+def test_lora_trains_only_adapters_and_head(tiny_policy, char_tokenizer, data):
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer, PRMConfig(lora=True, lora_r=4))
+    trainable = {n for n, p in prm.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    before = {n: p.detach().cpu().clone() for n, p in prm.named_parameters()}
+    train_prm(prm, data[0], PRMTrainConfig(steps=4, batch_size=8, lr=1e-2, warmup_steps=0), progress=False)
+    for n, p in prm.named_parameters():
+        changed = not torch.equal(before[n], p.detach().cpu())
+        if "lora_B" in n or n.startswith("head."):
+            assert changed, n
+        elif "lora_" not in n:
+            assert not changed, n  # the backbone stays frozen
+
+
+def test_orm_target_uses_only_the_last_step(tiny_policy, char_tokenizer, data):
+    records = data[0][:12]
+    scrambled = [StepwiseRecord(r.prompt, r.completions, [1.0 - y for y in r.labels[:-1]] + r.labels[-1:]) for r in records]
+    base = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
+    runs = {}
+    for name, recs, target in [("orm", records, "orm"), ("orm-scrambled", scrambled, "orm"), ("prm-scrambled", scrambled, "prm")]:
+        prm = copy.deepcopy(base)
+        hist = train_prm(prm, recs, PRMTrainConfig(steps=3, batch_size=4, lr=1e-2, warmup_steps=0, target=target), progress=False)
+        runs[name] = ([h["train/loss"] for h in hist], prm.head.weight.detach().clone())
+    assert runs["orm"][0] == runs["orm-scrambled"][0]
+    assert torch.equal(runs["orm"][1], runs["orm-scrambled"][1])
+    assert not torch.equal(runs["orm"][1], runs["prm-scrambled"][1])
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_save_load_round_trip_keeps_scores(tiny_policy, char_tokenizer, data, tmp_path, lora):
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer, PRMConfig(lora=lora, lora_r=4))
+    train_prm(prm, data[0], PRMTrainConfig(steps=3, batch_size=8, lr=1e-2, warmup_steps=0), progress=False)
+    recs = data[1][:8]
+    args = ([r.prompt for r in recs], [r.completions for r in recs])
+    loaded = ProcessRewardModel.load(prm.save(tmp_path / "prm"), device=str(prm.device))
+    for a, b in zip(prm.score(*args), loaded.score(*args)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_log_prm_and_load_prm_through_mlflow(tiny_policy, char_tokenizer, data, mlflow_store):
+    from prmlab import tracking
+    from prmlab.models import read_extra
+
+    with pytest.raises(tracking.NoRunError, match="prmlab run 01"):
+        load_prm("01_prm_training", "prm", profile="smoke")
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
+    torch.nn.init.normal_(prm.head.weight, std=0.5)
+    run = tracking.Run(tracking.create_run("01_prm_training", "smoke", 0))
+    cfg = PRMTrainConfig(steps=7)
+    log_prm(run, prm, "prm", config={"train": cfg, "labels": "oracle"})
+    run.finish()
+    loaded, found = load_prm("01_prm_training", "prm", profile="smoke", device="cpu")
+    assert found.info.run_id == run.id
+    recs = data[1][:4]
+    args = ([r.prompt for r in recs], [r.completions for r in recs])
+    for a, b in zip(prm.score(*args), loaded.score(*args)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert read_extra(tracking.download(found, "prm")) == {"labels": "oracle", "train": {**cfg.__dict__}}
+    with pytest.raises(tracking.NoRunError, match="no PRM artifact 'orm'"):
+        load_prm("01_prm_training", "orm", profile="smoke")
+
+
+# ----------------------------------------------------------------------------------------------
+# One process vs two accelerate processes (CPU, gloo).
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, random, sys
+    import torch
+    from accelerate import PartialState
+    from prmlab.models import PolicyConfig, build_char_tokenizer, build_policy
+    from prmlab.prm.formats import StepwiseRecord
+    from prmlab.prm.model import ProcessRewardModel
+    from prmlab.prm.train import PRMTrainConfig, train_prm
+    from prmlab.tasks.arith import ArithTask, judge, solution_with_mistake, split_steps
+
+    torch.set_num_threads(1)
+    tok = build_char_tokenizer()
+    policy = build_policy(tok, PolicyConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                                            intermediate_size=64), seed=0)
+    prm = ProcessRewardModel.from_policy(policy, tok)
+    rng = random.Random(0)
+    records = []
+    for p in ArithTask(n_train=0, n_eval=12).eval:  # 2 to 5 steps each: processes get unequal step counts
+        text = p.reference_solution() if rng.random() < 0.5 else solution_with_mistake(p, rng, "arithmetic")[0]
+        soft = [0.1 + 0.8 * y for y in judge(p, text).step_labels]  # soft labels exercise the soft BCE
+        records.append(StepwiseRecord(p.prompt, split_steps(text), soft))
+    logged = []
+    cfg = PRMTrainConfig(steps=3, batch_size=8, lr=1e-2, warmup_steps=0, log_every=1)
+    history = train_prm(prm, records, cfg, log=lambda m, s: logged.append(s), progress=False)
+    state = PartialState()
+    out = {
+        "processes": state.num_processes,
+        "losses": [h["train/loss"] for h in history],
+        "grad_norms": [h["train/grad_norm"] for h in history],
+        "head": prm.head.weight.flatten().tolist() + prm.head.bias.tolist(),
+        "backbone_checksum": float(sum(p.double().abs().sum() for p in prm.backbone.parameters())),
+        "logged": logged,
+    }
+    with open(f"{sys.argv[1]}.{state.process_index}.json", "w") as f:
+        json.dump(out, f)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_accelerate_processes_match_one(tmp_path):
+    script = tmp_path / "train_prm_script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "HF_HOME": str(tmp_path / "hf")}  # no user accelerate config file gets in the way
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    subprocess.run([sys.executable, str(script), str(single)], env=env, check=True, timeout=180)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
+    subprocess.run(launch + [str(script), str(multi)], env=env, check=True, timeout=180)
+    one = json.loads((tmp_path / "single.0.json").read_text())
+    rank0 = json.loads((tmp_path / "multi.0.json").read_text())
+    rank1 = json.loads((tmp_path / "multi.1.json").read_text())
+    assert one["processes"] == 1 and rank0["processes"] == rank1["processes"] == 2
+    np.testing.assert_allclose(rank0["losses"], one["losses"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(rank0["grad_norms"], one["grad_norms"], rtol=1e-4)
+    np.testing.assert_allclose(rank0["head"], one["head"], rtol=0, atol=1e-5)
+    assert rank0["backbone_checksum"] == pytest.approx(one["backbone_checksum"], rel=1e-6)
+    assert rank1["losses"] == rank0["losses"] and rank1["head"] == rank0["head"]  # processes stay in sync
+    assert one["logged"] == rank0["logged"] == [0, 1, 2] and rank1["logged"] == []  # main process logs
