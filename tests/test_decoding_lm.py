@@ -69,6 +69,8 @@ def test_oracle_scorer_labels_prefixes_and_is_incremental(task):
     bad = bad.split("\n")
     assert scorer.score([problem.prompt], [good])[0].tolist() == [0.9] * len(good)
     assert scorer.score([problem.prompt], [bad])[0].tolist() == [0.9] * pos + [0.1] * (len(bad) - pos)
+    joined = ["\n".join(bad[: k + 1]) for k in range(len(bad))]  # a whole prefix read as one step
+    assert [scorer.score([problem.prompt], [[j]])[0][0] for j in joined] == [0.9] * pos + [0.1] * (len(bad) - pos)
     state = scorer.select(scorer.start([problem.prompt]), [0, 0])
     for a, b in zip(good, bad):
         scorer.append(state, [a, b])
@@ -103,6 +105,7 @@ def test_batched_smc_equals_core_per_problem(tiny_sampler, weighting, scheme, th
     config = SMCConfig(n_particles=5, weighting=weighting, resampling=scheme, ess_threshold=threshold,
                        temperature=0.5, max_steps=12, seed=4)
     out = smc_decode(tiny_sampler, HashScorer(), PROMPTS, config, aggregation="min", potential=potential)
+    assert [out.params[k] for k in ("resampling", "ess_threshold", "weighting")] == [scheme, threshold, weighting]
     rngs = problem_rngs(config.seed, len(PROMPTS))
     resampled_somewhere = False
     for i, prompt in enumerate(PROMPTS):
@@ -208,6 +211,17 @@ def test_weighted_majority_chooses_the_answer_with_most_weight():
         choose(answers, weights, "best")
 
 
+def test_smc_weighted_majority_answer_has_the_most_weight(tiny_sampler):
+    answer_fn = lambda text: len(text) % 3  # noqa: E731 (any answer will do)
+    config = SMCConfig(n_particles=6, weighting="current", max_steps=4)
+    out = smc_decode(tiny_sampler, HashScorer(), PROMPTS, config, select_answer="weighted_majority",
+                     answer_fn=answer_fn)
+    for p in out.problems:
+        totals = {a: sum(w for b, w in zip(p.answers, p.weights) if b == a) for a in p.answers}
+        assert totals[p.answer] == max(totals.values()) and p.answer == answer_fn(p.text)
+        np.testing.assert_allclose(p.weights.sum(), 1.0)
+
+
 def test_bad_arguments_name_the_valid_choices(tiny_sampler):
     for kwargs in (dict(aggregation="median"), dict(potential="exp"), dict(select_answer="vote")):
         with pytest.raises(ValueError, match="valid choices"):
@@ -232,7 +246,7 @@ def test_search_structure_and_budgets(tiny_sampler):
 
 
 def test_oracle_guided_search_beats_random_choice(dev_sampler, task):
-    problems, n = task.eval[:16], 4
+    problems, n = task.eval[:30], 8
     prompts, refs = [p.prompt for p in problems], [p.answer for p in problems]
     oracle = OracleScorer(task, problems, eps=1e-3)
     pool = sample_pool(dev_sampler, oracle, prompts, n)

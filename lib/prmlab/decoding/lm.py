@@ -134,8 +134,9 @@ def problem_result(prompt, texts, step_rewards, weights, finished, answer_fn, se
     answers = [answer_fn(t) for t in texts]
     weights = np.asarray(weights, dtype=float)
     best = choose(answers, weights, select_answer)
-    return ProblemResult(prompt, answers[best], texts[best], list(texts), answers, weights,
-                         [np.asarray(r, dtype=float) for r in step_rewards], np.asarray(finished, dtype=bool), best, smc)
+    rewards = [np.asarray(r, dtype=float) for r in step_rewards]
+    return ProblemResult(prompt, answers[best], texts[best], list(texts), answers, weights, rewards,
+                         np.asarray(finished, dtype=bool), best, smc)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,15 +171,21 @@ def count_tokens(scorer, prompt: str, steps: list[str]) -> int:
 
 @dataclass
 class TextState:
-    """Rows of partial solutions kept as text (for `RescoringScorer`)."""
+    """Rows of partial solutions kept as text (for `RescoringScorer`). ``scored`` lists every (scorer,
+    prompt, steps) read so far, counted only when ``tokens_scored`` is asked for: the count re-encodes
+    the text, which is bookkeeping, not part of the scoring being timed."""
 
     prompts: list[str]
     steps: list[list[str]]
-    tokens_scored: int = 0
+    scored: list = field(default_factory=list)  # shared by the states that `select` derives
 
     @property
     def batch_size(self) -> int:
         return len(self.prompts)
+
+    @property
+    def tokens_scored(self) -> int:
+        return sum(count_tokens(scorer, p, s) for scorer, p, s in self.scored)
 
 
 class RescoringScorer:
@@ -209,12 +216,12 @@ class RescoringScorer:
         prompts = [state.prompts[i] for i in rows]
         for i, p, s, r in zip(rows, prompts, inputs, self.scorer.score(prompts, inputs)):
             out[i] = r[-1]
-            state.tokens_scored += count_tokens(self.scorer, p, s)
+            state.scored.append((self.scorer, p, s))
         return out
 
     def select(self, state: TextState, index) -> TextState:
         index = [int(i) for i in index]
-        return TextState([state.prompts[i] for i in index], [list(state.steps[i]) for i in index], state.tokens_scored)
+        return TextState([state.prompts[i] for i in index], [list(state.steps[i]) for i in index], state.scored)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,8 +275,9 @@ class RowBatch:
 
     @property
     def finished(self) -> np.ndarray:
-        cached = self.gen.finished.numpy()
-        return np.array([s < 0 or bool(cached[s]) for s in self.slot], dtype=bool)
+        out = self.slot < 0
+        out[~out] = self.gen.finished.numpy()[self.slot[~out]]
+        return out
 
     @property
     def prm_tokens(self) -> int:
@@ -280,7 +288,7 @@ class RowBatch:
 
     def step(self) -> np.ndarray:
         """Extend every unfinished row by one step and score it; returns the rows that were extended."""
-        gen, live = self.gen, self.slot >= 0
+        gen = self.gen
         alive = ~self.finished
         n_before = gen.n_generated.clone()
         k_before = [len(e) for e in gen.step_ends]
@@ -289,25 +297,25 @@ class RowBatch:
         self.tokens += int((gen.n_generated - n_before).sum())
         self.solutions += int((gen.finished & ~done_before).sum())
         # A row that only sampled EOS after its last delimiter has no new step: nothing to score.
-        new = [len(e) > k for e, k in zip(gen.step_ends, k_before)]
-        rewards = self.scorer.append(self.state, [self._last_step(s) if new[s] else None for s in range(gen.batch_size)])
+        new = [s for s, (e, k) in enumerate(zip(gen.step_ends, k_before)) if len(e) > k]
+        spans = [gen.step_spans(s)[-1] for s in new]
+        steps: list[str | None] = [None] * gen.batch_size
+        for s, text in zip(new, self._decode([gen.tokens[s, a:b].tolist() for s, (a, b) in zip(new, spans)])):
+            steps[s] = text.strip("\n")
+        rewards = self.scorer.append(self.state, steps)
+        cached = np.flatnonzero(self.slot >= 0)
         self.got_step = np.zeros(self.size, dtype=bool)
-        for r in np.flatnonzero(live):
-            if new[self.slot[r]]:
-                self.got_step[r] = True
-                self.rewards[r].append(float(rewards[self.slot[r]]))
+        self.got_step[cached] = [steps[s] is not None for s in self.slot[cached]]
+        for r in np.flatnonzero(self.got_step):
+            self.rewards[r].append(float(rewards[self.slot[r]]))
         return alive
 
     def text(self, r: int) -> str:
-        return self.done_text[r] if self.slot[r] < 0 else self._decode(self.gen.token_ids(int(self.slot[r])))
+        return self.done_text[r] if self.slot[r] < 0 else self._decode([self.gen.token_ids(int(self.slot[r]))])[0]
 
-    def _last_step(self, s: int) -> str:
-        a, b = self.gen.step_spans(s)[-1]
-        return self._decode(self.gen.tokens[s, a:b].tolist()).strip("\n")
-
-    def _decode(self, ids: list[int]) -> str:
+    def _decode(self, ids: list[list[int]]) -> list[str]:
         eos = set(self.sampler.eos_ids.tolist())
-        return self.sampler.tokenizer.decode([t for t in ids if t not in eos])
+        return self.sampler.tokenizer.batch_decode([[t for t in x if t not in eos] for x in ids])
 
     def scores(self, aggregation: str) -> np.ndarray:
         """Aggregated reward of every row."""
@@ -321,25 +329,22 @@ class RowBatch:
         """Keep rows ``index`` in that order (one reorder of each cache for all problems); a repeated
         unfinished row gets a fresh random stream of its problem."""
         index = np.asarray(index, dtype=np.int64)
-        finished = self.finished
-        cached: list[int] = []  # gen row of each new unfinished row
+        done = self.finished[index]
+        done_text = {j: self.text(r) for j, r in zip(np.flatnonzero(done).tolist(), index[done].tolist())}
+        kept = np.flatnonzero(~done)  # new rows that stay in the caches
+        cached = self.slot[index[kept]]
         slot = np.full(len(index), -1)
-        done_text = {}
-        seen: set[int] = set()
-        duplicates = []  # (new gen row, problem) of each repeated unfinished row
-        for j, r in enumerate(index.tolist()):
-            if finished[r]:
-                done_text[j] = self.text(r)
-                continue
-            slot[j] = len(cached)
-            if self.slot[r] in seen:
-                duplicates.append((len(cached), int(self.problem[r])))
-            seen.add(self.slot[r])
-            cached.append(int(self.slot[r]))
+        slot[kept] = np.arange(len(kept))
         gen = self.gen.select(torch.as_tensor(cached, dtype=torch.long))
-        for j, i in duplicates:
-            gen.stream[j] = fresh_stream(int(self.ids[i]), int(self.duplicates[i]))
+        repeat = np.ones(len(cached), dtype=bool)
+        repeat[np.unique(cached, return_index=True)[1]] = False  # first copies keep their stream
+        repeat = np.flatnonzero(repeat)
+        streams = []
+        for i in self.problem[index[kept[repeat]]].tolist():
+            streams.append(fresh_stream(int(self.ids[i]), int(self.duplicates[i])))
             self.duplicates[i] += 1
+        if len(repeat):
+            gen.stream[torch.as_tensor(repeat)] = torch.tensor(streams, dtype=torch.long)
         self.gen, self.slot, self.done_text = gen, slot, done_text
         self.state = self.scorer.select(self.state, cached)
         self.problem = self.problem[index]
@@ -482,8 +487,9 @@ def smc_decode(
                         initial_particles=[""] * n if config.keep_particles else None)
         results.append(problem_result(prompts[i], texts, [batch.rewards[r] for r in rows], np.exp(f.log_w),
                                       finished[slices[i]], answer_fn, select_answer, smc))
-    budget = Budget(batch.solutions, batch.tokens, batch.prm_tokens, time.perf_counter() - t0)
-    params = dict(aggregation=aggregation, potential=potential, select_answer=select_answer, **{
-        k: getattr(config, k) for k in ("n_particles", "resampling", "ess_threshold", "temperature", "weighting", "max_steps", "seed")
-    })
+    wall = time.perf_counter() - t0
+    budget = Budget(batch.solutions, batch.tokens, batch.prm_tokens, wall)
+    fields = ("n_particles", "resampling", "ess_threshold", "temperature", "weighting", "max_steps", "seed")
+    params = dict(aggregation=aggregation, potential=potential, select_answer=select_answer,
+                  **{k: getattr(config, k) for k in fields})
     return DecodeResult("smc", results, budget, params)

@@ -53,13 +53,14 @@ class OracleScorer:
 
     def rewards(self, prompt: str, steps: list[str]) -> np.ndarray:
         """Reward of every step of one solution: 1 - eps while the prefix is correct, then eps."""
-        # The oracle judges online (a step's verdict depends only on the steps before it), so one
-        # call labels every prefix. It skips empty steps: an empty step leaves the prefix unchanged.
-        verdicts = iter(self.task.judge(self._problem(prompt), steps).steps)
+        # The oracle judges line by line and online (a line's verdict depends only on the lines before
+        # it), so one call labels every prefix. A step of several lines (a whole prefix scored as one
+        # step) is correct if all its lines are; an empty step leaves the prefix unchanged.
+        lines = [[line for line in step.split("\n") if line.strip()] for step in steps]
+        verdicts = iter(self.task.judge(self._problem(prompt), [x for step in lines for x in step]).steps)
         out, ok = np.empty(len(steps)), True
-        for i, step in enumerate(steps):
-            if step.strip():
-                ok = ok and next(verdicts).ok
+        for i, step in enumerate(lines):
+            ok = all([next(verdicts).ok for _ in step]) and ok
             out[i] = 1.0 - self.eps if ok else self.eps
         return out
 

@@ -73,13 +73,11 @@ def sample_pool(sampler, scorer, prompts: list[str], n: int, batch_size: int = 2
         finished += (~gen.truncated).tolist()
         tokens += int(gen.n_generated.sum())
     row_prompts = [prompts[i] for i, _ in rows]
-    rewards, prm_tokens = None, 0
-    if scorer is not None:
-        flat = scorer.score(row_prompts, steps)  # one forward per solution
-        rewards = [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
-        prm_tokens = sum(count_tokens(scorer, p, s) for p, s in zip(row_prompts, steps))
     per = lambda x: [x[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
-    budget = Budget(len(rows), tokens, prm_tokens, time.perf_counter() - t0)
+    rewards = None if scorer is None else per(scorer.score(row_prompts, steps))  # one forward per solution
+    wall = time.perf_counter() - t0  # the token count below re-encodes: bookkeeping, not the method's cost
+    prm_tokens = 0 if scorer is None else sum(count_tokens(scorer, p, s) for p, s in zip(row_prompts, steps))
+    budget = Budget(len(rows), tokens, prm_tokens, wall)
     return Pool(list(prompts), n, per(texts), per(steps), rewards, [np.array(f) for f in per(finished)], budget)
 
 
@@ -87,7 +85,8 @@ def _rerank(pool: Pool, method: str, weights: list[np.ndarray], how: str, answer
     problems = []
     for i, prompt in enumerate(pool.prompts):
         step_rewards = pool.rewards[i] if pool.rewards is not None else [np.zeros(0)] * pool.n
-        problems.append(problem_result(prompt, pool.texts[i], step_rewards, weights[i], pool.finished[i], answer_fn, how))
+        problems.append(
+            problem_result(prompt, pool.texts[i], step_rewards, weights[i], pool.finished[i], answer_fn, how))
     return DecodeResult(method, problems, pool.budget, dict(n=pool.n, **params))
 
 
@@ -101,10 +100,13 @@ def _pool_scores(pool: Pool, aggregation: str) -> list[np.ndarray]:
 def best_of_n(pool: Pool, aggregation: str = "min", answer_fn: Callable[[str], Any] = arith_answer) -> DecodeResult:
     """Per problem, the sample with the highest aggregated PRM score (``"min"``, ``"last"``, ``"prod"``,
     ``"mean"``; first on ties)."""
-    return _rerank(pool, "best_of_n", _pool_scores(pool, aggregation), "max_weight", answer_fn, dict(aggregation=aggregation))
+    scores = _pool_scores(pool, aggregation)
+    return _rerank(pool, "best_of_n", scores, "max_weight", answer_fn, dict(aggregation=aggregation))
 
 
-def weighted_majority(pool: Pool, aggregation: str = "min", answer_fn: Callable[[str], Any] = arith_answer) -> DecodeResult:
+def weighted_majority(
+    pool: Pool, aggregation: str = "min", answer_fn: Callable[[str], Any] = arith_answer
+) -> DecodeResult:
     """Per problem, the answer whose samples have the largest summed aggregated PRM score."""
     return _rerank(pool, "weighted_majority", _pool_scores(pool, aggregation), "weighted_majority", answer_fn,
                    dict(aggregation=aggregation))
@@ -126,13 +128,14 @@ def _check_widths(n: int, m: int) -> int:
     return n // m
 
 
-def _search_result(method, batch: RowBatch, prompts, pool, keep, select_answer, answer_fn, t0, params) -> DecodeResult:
+def _search_result(method, batch: RowBatch, prompts, pool, keep, select_answer, answer_fn, t0, params):
     problems = []
     for i, prompt in enumerate(prompts):
         done = sorted(pool[i], key=lambda d: -d[2])[:keep]  # best scores first (stable)
-        texts, rewards, scores, finished = map(list, zip(*done)) if done else ([], [], [], [])
+        texts, rewards, scores, finished = map(list, zip(*done))
         problems.append(problem_result(prompt, texts, rewards, scores, finished, answer_fn, select_answer))
-    budget = Budget(batch.solutions, batch.tokens, batch.prm_tokens, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    budget = Budget(batch.solutions, batch.tokens, batch.prm_tokens, wall)
     return DecodeResult(method, problems, budget, params)
 
 
