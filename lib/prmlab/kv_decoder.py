@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+SLOT_HEADROOM = 32  # free slots kept per row when a state is created or rows are selected
 
 
 @dataclass
@@ -35,16 +36,21 @@ class DecoderState:
     def batch_size(self) -> int:
         return self.length.shape[0]
 
-    def select(self, index: torch.Tensor | list[int]) -> "DecoderState":
-        """A new state whose row i is row ``index[i]`` of this one (rows may repeat or be dropped)."""
+    def select(self, index: torch.Tensor | list[int], keep_capacity: bool = False) -> "DecoderState":
+        """A new state whose row i is row ``index[i]`` of this one (rows may repeat or be dropped).
+
+        The copy keeps ``SLOT_HEADROOM`` free slots per row beyond the longest selected row (or the
+        whole capacity with ``keep_capacity``), so the next tokens need no regrowth (a full copy)."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.length.device)
         used = int(self.length[index].max()) if len(index) else 0
-        pick = lambda t: None if t is None else t[:, :, :, : max(used, 1)].index_select(1, index)  # noqa: E731
+        have = self.keys.shape[3] if self.keys is not None else self.tokens.shape[1]
+        slots = have if keep_capacity else min(have, max(used, 1) + SLOT_HEADROOM)
+        pick = lambda t: None if t is None else t[:, :, :, :slots].index_select(1, index)  # noqa: E731
         return DecoderState(
             keys=pick(self.keys),
             values=pick(self.values),
             length=self.length[index].clone(),
-            tokens=None if self.tokens is None else self.tokens[:, : max(used, 1)].index_select(0, index),
+            tokens=None if self.tokens is None else self.tokens[:, :slots].index_select(0, index),
         )
 
     def put(self, rows: torch.Tensor, other: "DecoderState") -> None:
@@ -134,20 +140,26 @@ class CachedDecoder:
         start = state.length
         n_valid = torch.full((b,), n, dtype=torch.long, device=device) if n_valid is None else n_valid.to(device)
         state._ensure_slots(int(start.max()) + n)
+        nkv_heads = self.num_kv_heads
         offs = torch.arange(n, device=device)
         positions = start[:, None] + offs[None, :]  # [b, n] position of each new token
         used = int(positions.max()) + 1
         # Query i of row b sees slots 0..start[b]+i: its own past and the new tokens up to itself.
         mask = torch.arange(used, device=device)[None, None, :] <= positions[:, :, None]  # [b, n, used]
-        mask = mask[:, None]  # broadcast over heads
-        rows = torch.arange(b, device=device)[:, None].expand(b, n)
+        slots = state.keys.shape[3]
+        # flat index of (row, kv head, position) in a layer's cache viewed as [rows*heads*slots, dim]
+        flat = ((torch.arange(b, device=device)[:, None, None] * nkv_heads + torch.arange(nkv_heads, device=device)[None, :, None])
+                * slots + positions[:, None, :]).reshape(-1)
 
         h = self.inner.embed_tokens(tokens)
         cos, sin = self.inner.rotary_emb(h, positions)
         cos, sin = cos[:, :, None], sin[:, :, None]  # [b, n, 1, head_dim], broadcast over heads
-        gqa = self.num_heads != self.num_kv_heads
         nh, nkv, hd = self.num_heads, self.num_kv_heads, self.head_dim
         fused = self._fused_weights()
+        scale = 1.0 if fused is not None else self.scaling  # the fused weights carry the scale
+        if n == 1:  # one additive mask for every layer: 0 where a row may look, -inf elsewhere
+            bias = torch.zeros(b, used, dtype=h.dtype, device=device).masked_fill_(~mask[:, 0], float("-inf"))
+            bias = bias[:, None, None, :].expand(b, nkv, nh // nkv, used).reshape(b * nkv, nh // nkv, used)
         for li, layer in enumerate(self.layers):
             attn = layer.self_attn
             if fused is not None:
@@ -165,19 +177,21 @@ class CachedDecoder:
                 if hasattr(attn, "q_norm"):  # Qwen3 normalises q and k per head
                     q, k = attn.q_norm(q), attn.k_norm(k)
                 q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+            keys, values = state.keys[li], state.values[li]
+            # new keys/values go to their rows' slots: row copies into the flat [rows*heads*slots, dim] view
+            keys.view(-1, hd).index_copy_(0, flat, k.transpose(1, 2).reshape(-1, hd))
+            values.view(-1, hd).index_copy_(0, flat, v.transpose(1, 2).reshape(-1, hd))
             if n == 1:
-                state.keys[li, rows[:, 0], :, positions[:, 0]] = k[:, 0]
-                state.values[li, rows[:, 0], :, positions[:, 0]] = v[:, 0]
+                # grouped query heads share their key/value head: [b * kv_heads, groups, ...] batches
+                kc = keys[:, :, :used].reshape(b * nkv, used, hd)
+                vc = values[:, :, :used].reshape(b * nkv, used, hd)
+                scores = torch.baddbmm(bias, q.reshape(b * nkv, nh // nkv, hd), kc.transpose(1, 2), alpha=scale)
+                out = torch.bmm(torch.softmax(scores, dim=-1), vc).reshape(b, 1, nh * hd)
             else:
-                state.keys[li, rows, :, positions] = k
-                state.values[li, rows, :, positions] = v
-            keys, values = state.keys[li, :, :, :used], state.values[li, :, :, :used]
-            q = q.transpose(1, 2)
-            if n == 1:
-                out = _decode_attention(q, keys, values, mask, self.scaling)
-            else:
-                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling, enable_gqa=gqa)
-            h = h + attn.o_proj(out.transpose(1, 2).reshape(b, n, -1))
+                out = F.scaled_dot_product_attention(q.transpose(1, 2), keys[:, :, :used], values[:, :, :used],
+                                                     attn_mask=mask[:, None], scale=scale,
+                                                     enable_gqa=nh != nkv).transpose(1, 2).reshape(b, n, nh * hd)
+            h = h + attn.o_proj(out)
             if fused is not None:
                 x = F.rms_norm(h, (h.shape[-1],), f["ln2"], f["eps2"])
                 gate, up = F.linear(x, f["gate_up"]).chunk(2, dim=-1)
@@ -203,7 +217,7 @@ class CachedDecoder:
         params = [p for layer in self.layers for p in layer.parameters()]
         version = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
         if version != self._fused_version:
-            self._fused = [_fuse_layer(layer) for layer in self.layers]
+            self._fused = [_fuse_layer(layer, self.scaling) for layer in self.layers]
             self._fused_version = version
         return self._fused
 
@@ -221,33 +235,27 @@ def _plain_layer(layer) -> bool:
     )
 
 
-def _fuse_layer(layer) -> dict:
+def _fuse_layer(layer, scale: float) -> dict:
+    """Queries (pre-scaled by the attention scale), keys and values from one matmul; gate and up from
+    another."""
     attn, mlp = layer.self_attn, layer.mlp
     projs = [attn.q_proj, attn.k_proj, attn.v_proj]
-    biases = [p.bias for p in projs]
+    weights = [p.weight.detach() for p in projs]
+    weights[0] = weights[0] * scale
+    bias = None
+    if any(p.bias is not None for p in projs):
+        parts = [p.bias.detach() if p.bias is not None else p.weight.new_zeros(p.out_features) for p in projs]
+        parts[0] = parts[0] * scale
+        bias = torch.cat(parts)
     return {
         "ln1": layer.input_layernorm.weight.detach(),
         "eps1": layer.input_layernorm.variance_epsilon,
         "ln2": layer.post_attention_layernorm.weight.detach(),
         "eps2": layer.post_attention_layernorm.variance_epsilon,
-        "qkv": torch.cat([p.weight.detach() for p in projs]),
-        "qkv_bias": None if all(x is None for x in biases) else torch.cat(
-            [x.detach() if x is not None else p.weight.new_zeros(p.out_features) for x, p in zip(biases, projs)]
-        ),
+        "qkv": torch.cat(weights),
+        "qkv_bias": bias,
         "gate_up": torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]),
     }
-
-
-def _decode_attention(q, keys, values, mask, scale):
-    """Attention of one new query per row over the cache: plain batched matmuls, which on CPU beat
-    the fused kernel for a single query; query heads are grouped over their shared key/value head."""
-    b, h, _, d = q.shape
-    hkv = keys.shape[1]
-    q = q.reshape(b, hkv, h // hkv, d)
-    scores = torch.matmul(q, keys.transpose(-1, -2)) * scale  # [b, hkv, groups, slots]
-    scores = scores.masked_fill(~mask, float("-inf"))  # mask: [b, 1, 1, slots]
-    out = torch.matmul(torch.softmax(scores, dim=-1), values)  # [b, hkv, groups, d]
-    return out.reshape(b, h, 1, d)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -182,7 +182,8 @@ class Sampler:
         for i, x in enumerate(ids):
             chunk[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         budget = self.config.max_new_tokens
-        state = self.decoder.empty(b, slots=int(lens.max()) + min(budget, 256))
+        # room for the whole budget up front: growing a big cache later costs a full copy
+        state = self.decoder.empty(b, slots=int(lens.max()) + budget)
         hidden = self.decoder.forward(state, chunk, lens.to(self.device))
         last = hidden[torch.arange(b, device=self.device), (lens - 1).to(self.device)]
         stream = torch.arange(b, dtype=torch.long) if streams is None else torch.as_tensor(streams, dtype=torch.long)
@@ -217,6 +218,7 @@ class Sampler:
         logits = gen.next_logits[rows.to(gen.next_logits.device)]
         live = torch.ones(len(rows), dtype=torch.bool)
         budget = gen.tokens.shape[1]
+        eos_ids, step_ids = self.eos_ids.cpu(), self.step_ids.cpu()
         while True:
             pos = gen.n_generated[work_rows]
             u = counter_uniform(cfg.seed, gen.stream[work_rows], pos)
@@ -226,16 +228,17 @@ class Sampler:
             gen.tokens[lr, pos[live]] = tok[live]
             gen.logprobs[lr, pos[live]] = lp[live]
             gen.n_generated[lr] += 1
-            is_eos = torch.isin(tok, self.eos_ids.cpu()) & live
-            is_step = torch.isin(tok, self.step_ids.cpu()) & live
-            out_of_budget = (gen.n_generated[work_rows] >= budget) & live & ~is_eos
+            is_eos = torch.isin(tok, eos_ids) & live
+            is_step = torch.isin(tok, step_ids) & live
+            out_of_budget = (pos + 1 >= budget) & live & ~is_eos
             finished_now = is_eos | out_of_budget
-            for i in (is_eos | is_step | out_of_budget).nonzero()[:, 0].tolist():
-                r = int(work_rows[i])
-                n = int(gen.n_generated[r])
-                end = n - 1 if is_eos[i] else n  # a step never includes the EOS token
-                if end > (gen.step_ends[r][-1] if gen.step_ends[r] else 0):
-                    gen.step_ends[r].append(end)
+            ended = (is_eos | is_step | out_of_budget).nonzero()[:, 0]
+            if len(ended):
+                # step boundaries: one python pass over the few rows that ended a step (no tensor reads)
+                for r, n, eos in zip(work_rows[ended].tolist(), (pos[ended] + 1).tolist(), is_eos[ended].tolist()):
+                    end = n - 1 if eos else n  # a step never includes the EOS token
+                    if end > (gen.step_ends[r][-1] if gen.step_ends[r] else 0):
+                        gen.step_ends[r].append(end)
             feed = live & ~finished_now  # EOS and budget-ending tokens need no forward pass
             if feed.any():
                 hidden = self.decoder.forward(work, tok[:, None].to(dev), feed.long().to(dev))
@@ -250,12 +253,14 @@ class Sampler:
             live = live & ~stopped
             if not live.any():
                 break
-            if int(live.sum()) <= len(live) // 2:  # compact: stop computing rows that are done
+            # Compact (stop computing rows that are done) when half the rows are; only when sampling to
+            # the end: a step is short, and copying the cache would cost more than it saves.
+            if until == "end" and int(live.sum()) <= len(live) // 2:
                 dead = (~live).nonzero()[:, 0]
                 if work is not gen.state:
                     gen.state.put(work_rows[dead].to(dev), work.select(dead.to(dev)))
                 keep = live.nonzero()[:, 0]
-                work = work.select(keep.to(dev))
+                work = work.select(keep.to(dev), keep_capacity=True)
                 work_rows, logits, live = work_rows[keep], logits[keep.to(logits.device)], live[keep]
         if work is not gen.state:
             gen.state.put(work_rows.to(dev), work)
