@@ -23,6 +23,8 @@ install: $(STAMP)
 
 demo: install  ## run every notebook on the tiny profile, then write reports/summary-tiny.html
 	$(VENV)/bin/prmlab run 00 --profile tiny
+	$(VENV)/bin/prmlab run 01 --profile tiny
+	$(VENV)/bin/prmlab run 04 --profile tiny
 	$(VENV)/bin/prmlab report --profile tiny
 
 test: install  ## fast unit tests + papermill smoke runs of every notebook

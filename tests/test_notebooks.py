@@ -76,3 +76,16 @@ def test_01_prm_training(store, tmp_path):
     assert found.info.run_id == run.info.run_id
     rewards = prm.score(["Q: 1 +2\n"], [["1+2=3", "A: 3"]])
     assert rewards[0].shape == (2,)
+
+
+def test_04_smc_decoding(store, tmp_path):
+    run = smoke("04", tmp_path)
+    m = run.data.metrics
+    assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "smoke").info.run_id
+    for method in ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority", "majority"):
+        assert f"acc/{method}" in m and f"tokens/{method}" in m and f"wall_time/{method}" in m, method
+    assert "sensitivity/scheme/residual" in m and "sensitivity/tau" in m
+    assert len(tracking.client().get_metric_history(run.info.run_id, "acc/smc")) == 3  # N = 1, 2, 4
+    figs = artifacts(run, "figures")
+    assert {"figures/accuracy_vs_n.html", "figures/accuracy_vs_tokens.html", "figures/genealogy.html"} <= figs
+    assert "comparison_rows.json" in artifacts(run)

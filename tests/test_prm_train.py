@@ -228,3 +228,22 @@ def test_two_accelerate_processes_match_one(tmp_path):
     assert rank0["backbone_checksum"] == pytest.approx(one["backbone_checksum"], rel=1e-6)
     assert rank1["losses"] == rank0["losses"] and rank1["head"] == rank0["head"]  # processes stay in sync
     assert one["logged"] == rank0["logged"] == [0, 1, 2] and rank1["logged"] == []  # main process logs
+
+
+def test_incremental_scorer_reorder_in_place_equals_select():
+    import torch
+
+    from prmlab.models import PolicyConfig, build_char_tokenizer, build_policy
+    from prmlab.prm.model import IncrementalScorer, ProcessRewardModel
+
+    tok = build_char_tokenizer()
+    prm = ProcessRewardModel.from_policy(build_policy(tok, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
+                                                                          intermediate_size=64)), tok)
+    torch.nn.init.normal_(prm.head.weight, 0, 0.5)
+    scorer = IncrementalScorer(prm)
+    state = scorer.start(["Q: 1 +2\n", "Q: 4 *2\n", "Q: 9 -3\n"])
+    scorer.append(state, ["1+2=3", "4*2=8", "9-3=6"])
+    ref = scorer.select(state, [1, 1, 2])
+    scorer.reorder_(state, [1, 1, 2])
+    assert state.rewards == ref.rewards
+    assert np.allclose(scorer.append(state, ["A: 8", "8*1=8", "A: 6"]), scorer.append(ref, ["A: 8", "8*1=8", "A: 6"]))

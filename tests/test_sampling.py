@@ -193,3 +193,21 @@ def test_budget_truncates_and_bad_config_is_rejected(tiny_policy, char_tokenizer
         SamplingConfig(top_p=0)
     with pytest.raises(ValueError, match="until"):
         s.extend(g, until="forever")
+
+
+def test_reorder_in_place_equals_select(tiny_policy, char_tokenizer):
+    s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=5))
+    a = s.start(PROMPTS * 2)
+    s.extend(a, until="step")
+    b = a.select(range(a.batch_size))  # an independent copy
+    index = [0, 0, 2, 3, 2, 5, 6, 1]
+    ref = a.select(index)
+    b.reorder_(index)
+    for r in range(len(index)):
+        assert b.token_ids(r) == ref.token_ids(r) and b.step_ends[r] == ref.step_ends[r]
+    assert torch.equal(b.stream, ref.stream)
+    s.extend(ref)
+    s.extend(b)
+    assert s.texts(ref) == s.texts(b)  # same cached state, same streams: same continuations
+    with pytest.raises(ValueError, match="select"):
+        b.reorder_([0, 1])

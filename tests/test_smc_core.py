@@ -355,3 +355,16 @@ def test_bad_config_raises(kwargs, match):
 def test_bad_schedule_value_raises_at_run_time():
     with pytest.raises(ValueError, match="> 0"):
         run_smc(hmm_model(), SMCConfig(schedule=lambda t: 1.0 - t, max_steps=3))
+
+
+def test_keep_in_place_keeps_survivors_in_their_slots():
+    from prmlab.decoding.resampling import keep_in_place
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 12))
+        anc = np.sort(rng.integers(0, n, size=n))
+        out = keep_in_place(anc)
+        assert sorted(out.tolist()) == sorted(anc.tolist())  # the same offspring counts
+        for j in set(anc.tolist()):
+            assert out[j] == j  # every survivor stays put

@@ -101,3 +101,10 @@ def test_notebooks_are_committed_clean(path):
     for line in tagged[0].source.splitlines():
         if line.strip() and not line.startswith("#"):
             assert "  # " in line, f"parameter without a comment: {line}"
+    # papermill must read every parameter (it cannot parse a '=' inside a comment, for instance)
+    import ast
+
+    import papermill
+
+    assigned = {t.id for node in ast.parse(tagged[0].source).body for t in getattr(node, "targets", [])}
+    assert set(papermill.inspect_notebook(str(path))) == assigned

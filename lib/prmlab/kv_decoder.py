@@ -53,6 +53,22 @@ class DecoderState:
             tokens=None if self.tokens is None else self.tokens[:, :slots].index_select(0, index),
         )
 
+    def reorder_(self, index) -> None:
+        """In place: row i becomes row ``index[i]``. Only rows that change are copied (their sources are
+        read before anything is written), so a resampling that keeps most rows costs little."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.length.device)
+        rows = (index != torch.arange(len(index), device=index.device)).nonzero()[:, 0]
+        if len(rows) == 0:
+            return
+        src = index[rows]
+        for name in ("keys", "values"):
+            t = getattr(self, name)
+            if t is not None:
+                t[:, rows] = t[:, src]
+        if self.tokens is not None:
+            self.tokens[rows] = self.tokens[src]
+        self.length[rows] = self.length[src]
+
     def put(self, rows: torch.Tensor, other: "DecoderState") -> None:
         """Write the rows of ``other`` into rows ``rows`` of this state (in place)."""
         used = int(other.length.max()) if other.batch_size else 0

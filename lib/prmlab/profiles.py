@@ -63,6 +63,25 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "n_eval": 300,
         },
     },
+    "04_smc_decoding": {
+        "tiny": {},
+        "smoke": {
+            "repetitions": 1,
+            "n_problems": 4,
+            "max_n": 4,
+            "max_new_tokens": 40,
+            "beam_m": 2,
+            "sensitivity_n": 2,
+            "tau_grid": "0.5,2",
+            "genealogy_particles": 4,
+        },
+        "paper": {
+            "n_problems": 200,
+            "max_n": 64,
+            "repetitions": 3,
+            "max_new_tokens": 512,
+        },
+    },
 }
 
 

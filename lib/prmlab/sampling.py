@@ -126,9 +126,8 @@ class Generation:
         ends = self.step_ends[row]
         return list(zip([0] + ends[:-1], ends))
 
-    def select(self, index) -> "Generation":
-        """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream."""
-        index = torch.as_tensor(index, dtype=torch.long)
+    def _streams_for(self, index: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Streams of rows ``index``: the first copy of a row keeps its stream, later copies get fresh ones."""
         stream = self.stream[index].clone()
         seen: set[int] = set()
         next_stream = self.next_stream
@@ -137,6 +136,32 @@ class Generation:
                 stream[i] = next_stream
                 next_stream += 1
             seen.add(r)
+        return stream, next_stream
+
+    def reorder_(self, index) -> None:
+        """In place, the same as ``self = self.select(index)`` for a same-size ``index``, copying only the
+        rows that change (e.g. after resampling with survivors kept in their slots)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        if len(index) != self.batch_size:
+            raise ValueError(f"reorder_ needs {self.batch_size} indices, got {len(index)}; use select")
+        stream, self.next_stream = self._streams_for(index)
+        rows = (index != torch.arange(len(index))).nonzero()[:, 0]
+        if len(rows):
+            src = index[rows]
+            for name in ("tokens", "logprobs", "n_generated", "finished", "truncated"):
+                t = getattr(self, name)
+                t[rows] = t[src]
+            self.next_logits[rows.to(self.next_logits.device)] = self.next_logits[src.to(self.next_logits.device)]
+            ids, ends = list(self.prompt_ids), [list(e) for e in self.step_ends]
+            for r, s in zip(rows.tolist(), src.tolist()):
+                self.prompt_ids[r], self.step_ends[r] = ids[s], list(ends[s])
+            self.state.reorder_(index.to(self.state.length.device))
+        self.stream = stream
+
+    def select(self, index) -> "Generation":
+        """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        stream, next_stream = self._streams_for(index)
         dev = self.state.length.device
         return Generation(
             prompt_ids=[self.prompt_ids[r] for r in index.tolist()],

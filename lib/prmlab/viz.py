@@ -114,3 +114,52 @@ def solution_explorer(items: list[dict]):
     slider.observe(show, names="value")
     show()
     return widgets.VBox([slider, view])
+
+
+def genealogy_figure(smc_result, rewards_from_log_potential=None, title: str = "Particle genealogy") -> go.Figure:
+    """Which particles survived, split and died at each SMC step.
+
+    Node (t, i) is slot i after step t, coloured by its PRM reward and sized by its weight; an edge joins
+    it to the slot it descends from at step t - 1. Lineages of the final particles are drawn dark, those
+    that died out light. ``rewards_from_log_potential`` maps log-potentials back to rewards (default:
+    the logistic function, for the logit potential)."""
+    from .decoding.smc import lineage
+
+    to_reward = rewards_from_log_potential or (lambda lg: 1.0 / (1.0 + np.exp(-lg)))
+    hist = smc_result.history
+    n = len(hist[0].ancestors) if hist else 0
+    alive_edges = set()
+    for i in range(n):
+        slots = lineage(smc_result, i)
+        for t in range(1, len(slots)):
+            alive_edges.add((t, int(slots[t - 1]), int(slots[t])))
+    lines = {True: ([], []), False: ([], [])}
+    for t, rec in enumerate(hist, start=1):
+        if t == 1:
+            continue  # step 1's parents are the empty initial particles
+        for i, a in enumerate(rec.ancestors):
+            xs, ys = lines[(t, int(a), i) in alive_edges]
+            xs += [t - 1, t, None]
+            ys += [int(a), i, None]
+    fig = go.Figure()
+    for survived, (xs, ys) in ((False, lines[False]), (True, lines[True])):
+        fig.add_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=True,
+                        name="lineage of a final particle" if survived else "lineage that died out",
+                        line=dict(color="#1f77b4" if survived else "#d9d9d9", width=2 if survived else 1))
+    xs, ys, colors, sizes, texts = [], [], [], [], []
+    for t, rec in enumerate(hist, start=1):
+        w = np.exp(np.asarray(rec.log_weights, dtype=float))
+        r = to_reward(np.asarray(rec.log_potentials, dtype=float))
+        for i in range(n):
+            xs.append(t)
+            ys.append(i)
+            colors.append(float(r[i]) if np.isfinite(r[i]) else 0.0)
+            sizes.append(6 + 30 * float(w[i]) ** 0.5)
+            texts.append(f"step {t}, slot {i}<br>reward {r[i]:.3f}<br>weight {w[i]:.3f}<br>"
+                         f"{'extended' if rec.alive[i] else 'finished'}{'; resampled before' if rec.resampled else ''}")
+    fig.add_scatter(x=xs, y=ys, mode="markers", text=texts, hoverinfo="text", name="particle",
+                    marker=dict(color=colors, size=sizes, colorscale="RdYlGn", cmin=0, cmax=1,
+                                colorbar=dict(title="PRM reward"), line=dict(width=0.5, color="#555")))
+    fig.update_layout(title=title, xaxis_title="SMC step", yaxis_title="particle slot", template="plotly_white",
+                      legend=dict(orientation="h", y=-0.2))
+    return fig

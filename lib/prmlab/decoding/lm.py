@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from prmlab.decoding.resampling import logsumexp, resample
+from prmlab.decoding.resampling import keep_in_place, logsumexp, resample
 from prmlab.decoding.smc import SMCConfig, SMCResult, StepRecord, _should_resample
 from prmlab.metrics import aggregate_step_scores, weighted_majority_vote
 
@@ -335,7 +335,12 @@ class RowBatch:
         cached = self.slot[index[kept]]
         slot = np.full(len(index), -1)
         slot[kept] = np.arange(len(kept))
-        gen = self.gen.select(torch.as_tensor(cached, dtype=torch.long))
+        in_place = len(cached) == self.gen.batch_size and hasattr(self.scorer, "reorder_")
+        if in_place:  # same rows stay cached: copy only the slots that change (cheap after resampling)
+            self.gen.reorder_(torch.as_tensor(cached, dtype=torch.long))
+            gen = self.gen
+        else:
+            gen = self.gen.select(torch.as_tensor(cached, dtype=torch.long))
         repeat = np.ones(len(cached), dtype=bool)
         repeat[np.unique(cached, return_index=True)[1]] = False  # first copies keep their stream
         repeat = np.flatnonzero(repeat)
@@ -346,7 +351,10 @@ class RowBatch:
         if len(repeat):
             gen.stream[torch.as_tensor(repeat)] = torch.tensor(streams, dtype=torch.long)
         self.gen, self.slot, self.done_text = gen, slot, done_text
-        self.state = self.scorer.select(self.state, cached)
+        if in_place:
+            self.scorer.reorder_(self.state, cached)
+        else:
+            self.state = self.scorer.select(self.state, cached)
         self.problem = self.problem[index]
         self.rewards = [list(self.rewards[r]) for r in index]
         self.got_step = self.got_step[index]
@@ -375,7 +383,7 @@ class ParticleWeights:
         ancestors = np.arange(self.n, dtype=np.int64)
         resampled = t > 1 and _should_resample(self.log_w, self.config.ess_threshold)
         if resampled:
-            ancestors = resample(np.exp(self.log_w), self.n, self.config.resampling, self.rng)
+            ancestors = keep_in_place(resample(np.exp(self.log_w), self.n, self.config.resampling, self.rng))
             self.last_log_g, self.prev_phi = self.last_log_g[ancestors], self.prev_phi[ancestors]
             self.log_w = np.full(self.n, -math.log(self.n))
         self._pending = (ancestors, resampled)

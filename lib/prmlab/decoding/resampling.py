@@ -109,3 +109,21 @@ def _as_1d(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {x.shape}")
     return x
+
+
+def keep_in_place(ancestors: np.ndarray) -> np.ndarray:
+    """The same multiset of ancestors arranged so that every surviving particle keeps its own slot and
+    extra copies fill the slots of the particles that died.
+
+    Particles are exchangeable, so this changes nothing statistically; it lets a resampling step copy
+    only the dead slots' state (e.g. a KV cache) instead of reordering every slot.
+    """
+    ancestors = np.asarray(ancestors, dtype=np.int64)
+    n = len(ancestors)
+    counts = np.bincount(ancestors, minlength=n)
+    out = np.full(n, -1, dtype=np.int64)
+    stay = np.flatnonzero(counts > 0)
+    out[stay] = stay
+    counts[stay] -= 1
+    out[out < 0] = np.repeat(np.arange(n), counts)
+    return out

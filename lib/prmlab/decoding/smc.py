@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from prmlab.decoding.resampling import RESAMPLING_SCHEMES, logsumexp, resample
+from prmlab.decoding.resampling import RESAMPLING_SCHEMES, keep_in_place, logsumexp, resample
 
 WEIGHTINGS = ("incremental", "ratio", "current")
 
@@ -287,7 +287,8 @@ def _run(model: SMCModel, config: SMCConfig, rng: np.random.Generator, reference
         if resampled:
             weights = np.exp(log_w)
             if reference is None:
-                ancestors = resample(weights, n, config.resampling, rng)
+                # survivors keep their slots (copies go to dead slots): cheap for cached state
+                ancestors = keep_in_place(resample(weights, n, config.resampling, rng))
             else:  # the reference keeps its own lineage
                 ancestors = np.concatenate([[0], resample(weights, n - 1, "multinomial", rng)])
             particles = select(particles, ancestors)

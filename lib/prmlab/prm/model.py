@@ -221,6 +221,13 @@ class IncrementalScorer:
         state.tokens_scored += sum(len(x) for x in ids)
         return out
 
+    def reorder_(self, state: ScoringState, index) -> None:
+        """In place, the same as ``select`` for a same-size ``index``, copying only rows that change."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        state.decoder_state.reorder_(index.to(self.device))
+        old = state.rewards
+        state.rewards = [list(old[i]) if i != r else old[r] for r, i in enumerate(index.tolist())]
+
     def select(self, state: ScoringState, index) -> ScoringState:
         index = torch.as_tensor(index, dtype=torch.long)
         return ScoringState(
