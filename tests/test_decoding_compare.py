@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 
 from prmlab.decoding.compare import budget_to_reach, compare_methods, subpool, summarize

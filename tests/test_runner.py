@@ -1,7 +1,6 @@
 """prmlab run / sweep / params: validation before any kernel starts, the tracked run lifecycle, and a
 concurrent sweep on one SQLite store."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import pytest
 
 from prmlab import runner, tracking
 from prmlab.cli import main
-from prmlab.paths import project_root
 
 
 def prmlab(*args, env=None, cwd=None, timeout=600):

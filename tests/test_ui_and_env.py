@@ -9,7 +9,6 @@ import subprocess
 import time
 import tomllib
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -28,8 +28,9 @@ def subpool(pool: Pool, n: int, scorer, tokenizer) -> Pool:
         raise ValueError(f"n must be in 1..{pool.n}, got {n}")
     take = lambda rows: [r[:n] for r in rows]  # noqa: E731
     texts = take(pool.texts)
-    eos = 1  # every finished sample also generated its EOS token
-    tokens = sum(len(tokenizer(t, add_special_tokens=False).input_ids) + eos for row in texts for t in row)
+    # a sample that ended by EOS also generated that token; a truncated one did not
+    tokens = sum(len(tokenizer(t, add_special_tokens=False).input_ids) + int(done)
+                 for row, fin in zip(texts, pool.finished) for t, done in zip(row, fin[:n]))
     steps = take(pool.steps)
     prm_tokens = 0 if scorer is None else sum(count_tokens(scorer, p, s) for p, row in zip(pool.prompts, steps) for s in row)
     wall = pool.budget.wall_time * tokens / max(pool.budget.tokens, 1)

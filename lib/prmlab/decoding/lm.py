@@ -31,7 +31,6 @@ gives ``softmax(logit(r) / tau)``; ``"log"``: ``log G = log r``. Rewards are cli
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,8 +39,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from prmlab.decoding.resampling import keep_in_place, logsumexp, resample
-from prmlab.decoding.smc import SMCConfig, SMCResult, StepRecord, _should_resample
+from prmlab.decoding.smc import ParticleWeights, SMCConfig, SMCResult
 from prmlab.metrics import aggregate_step_scores, weighted_majority_vote
 
 AGGREGATIONS = ("last", "min", "prod", "mean", "prefix")
@@ -362,63 +360,6 @@ class RowBatch:
 
 # ----------------------------------------------------------------------------------------------
 # Particle filtering
-
-
-class ParticleWeights:
-    """One problem's particle weights, updated exactly as `prmlab.decoding.smc.run_smc` updates them
-    (resampling decision, "incremental"/"ratio"/"current" weighting, log-marginal, StepRecords)."""
-
-    def __init__(self, config: SMCConfig, rng: np.random.Generator):
-        n = config.n_particles
-        self.config, self.rng, self.n = config, rng, n
-        self.log_w = np.full(n, -math.log(n))  # kept normalized
-        self.last_log_g = np.zeros(n)  # latest raw log G per particle
-        self.prev_phi = np.zeros(n)  # last tempered log G ("ratio" increments)
-        self.log_z = 0.0 if config.weighting != "current" else math.nan
-        self.history: list[StepRecord] = []
-        self._pending = (np.arange(n, dtype=np.int64), False)
-
-    def resample(self, t: int) -> np.ndarray:
-        """Ancestors of step t's particles (identity unless ESS/N fell below the threshold; never at t=1)."""
-        ancestors = np.arange(self.n, dtype=np.int64)
-        resampled = t > 1 and _should_resample(self.log_w, self.config.ess_threshold)
-        if resampled:
-            ancestors = keep_in_place(resample(np.exp(self.log_w), self.n, self.config.resampling, self.rng))
-            self.last_log_g, self.prev_phi = self.last_log_g[ancestors], self.prev_phi[ancestors]
-            self.log_w = np.full(self.n, -math.log(self.n))
-        self._pending = (ancestors, resampled)
-        return ancestors
-
-    def reweight(self, t: int, alive: np.ndarray, log_g: np.ndarray, particles=None) -> None:
-        """Fold step t's potentials of the extended (``alive``) particles into the weights."""
-        cfg = self.config
-        self.last_log_g = np.where(alive, log_g, self.last_log_g)
-        tau = cfg.tau(t)
-        phi = self.last_log_g / tau
-        if cfg.weighting == "current":
-            new_log_w = phi.copy()
-        else:
-            if cfg.weighting == "incremental":
-                inc = np.where(alive, phi, 0.0)
-            else:  # "ratio"
-                with np.errstate(invalid="ignore"):
-                    inc = phi - self.prev_phi
-                inc[np.isneginf(phi)] = -np.inf
-            with np.errstate(invalid="ignore"):
-                new_log_w = self.log_w + inc
-            new_log_w[np.isneginf(self.log_w)] = -np.inf
-            self.log_z += logsumexp(new_log_w)
-        log_norm = logsumexp(new_log_w)
-        if log_norm == -np.inf:
-            raise ValueError(f"every particle has weight 0 (log-weight -inf) after step {t}")
-        self.log_w = new_log_w - log_norm
-        self.prev_phi = phi
-        ancestors, resampled = self._pending
-        self.history.append(StepRecord(
-            t=t, ancestors=ancestors, resampled=resampled, alive=alive.copy(),
-            log_potentials=self.last_log_g.copy(), log_weights=self.log_w.copy(),
-            ess=float(1.0 / np.sum(np.exp(2 * self.log_w))), temperature=tau, particles=particles,
-        ))
 
 
 def problem_rngs(seed: int | None, n_problems: int) -> list[np.random.Generator]:

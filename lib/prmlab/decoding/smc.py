@@ -272,30 +272,19 @@ def _run(model: SMCModel, config: SMCConfig, rng: np.random.Generator, reference
     if reference is not None:
         particles = pin_reference(particles, 0)
     initial = particles if config.keep_particles else None
-    log_w = np.full(n, -math.log(n))  # kept normalized after every step
-    last_log_g = np.zeros(n)  # latest raw log G per particle (0 = no evidence yet)
-    prev_phi = np.zeros(n)  # last tempered log G, for the "ratio" increments
-    log_z = 0.0 if config.weighting != "current" else math.nan
-    history: list[StepRecord] = []
+    weights = ParticleWeights(config, rng)
     finished = finished_of(particles)
 
     for t in range(1, config.max_steps + 1):
         if finished.all():
             break
-        ancestors = np.arange(n, dtype=np.int64)
-        resampled = t > 1 and _should_resample(log_w, config.ess_threshold)
-        if resampled:
-            weights = np.exp(log_w)
-            if reference is None:
-                # survivors keep their slots (copies go to dead slots): cheap for cached state
-                ancestors = keep_in_place(resample(weights, n, config.resampling, rng))
-            else:  # the reference keeps its own lineage
-                ancestors = np.concatenate([[0], resample(weights, n - 1, "multinomial", rng)])
+        ancestors = weights.resample(t, conditional=reference is not None)
+        if weights.pending_resampled:
             particles = select(particles, ancestors)
-            finished, last_log_g, prev_phi = finished[ancestors], last_log_g[ancestors], prev_phi[ancestors]
-            log_w = np.full(n, -math.log(n))
+            finished = finished[ancestors]
 
         alive = ~finished
+        log_g = np.zeros(n)
         if alive.any():
             extend_mask = alive.copy()
             if reference is not None:
@@ -309,54 +298,88 @@ def _run(model: SMCModel, config: SMCConfig, rng: np.random.Generator, reference
             log_g = _check_array(model.log_potential(particles, t), n, np.float64, "log_potential")
             if (np.isnan(log_g[alive]) | np.isposinf(log_g[alive])).any():
                 raise ValueError(f"log_potential returned NaN or +inf at step {t}")
-            last_log_g = np.where(alive, log_g, last_log_g)
-
-        tau = config.tau(t)
-        phi = last_log_g / tau
-        if config.weighting == "current":
-            new_log_w = phi.copy()
-        else:
-            if config.weighting == "incremental":
-                inc = np.where(alive, phi, 0.0)
-            else:  # "ratio": change in the tempered prefix score
-                with np.errstate(invalid="ignore"):
-                    inc = phi - prev_phi
-                inc[np.isneginf(phi)] = -np.inf
-            with np.errstate(invalid="ignore"):
-                new_log_w = log_w + inc
-            new_log_w[np.isneginf(log_w)] = -np.inf  # a dead particle stays dead
-            # log_w is normalized, so this adds log sum_i W_{t-1}^i g_t^i: the standard estimator of Z_t/Z_{t-1}
-            log_z += logsumexp(new_log_w)
-        log_norm = logsumexp(new_log_w)
-        if log_norm == -np.inf:
-            raise ValueError(f"every particle has weight 0 (log-weight -inf) after step {t}")
-        log_w = new_log_w - log_norm
-        prev_phi = phi
+        weights.reweight(t, alive, log_g, particles if config.keep_particles else None)
         finished = finished_of(particles)
-        history.append(
-            StepRecord(
-                t=t,
-                ancestors=ancestors,
-                resampled=resampled,
-                alive=alive,
-                log_potentials=last_log_g.copy(),
-                log_weights=log_w.copy(),
-                ess=float(1.0 / np.sum(np.exp(2 * log_w))),
-                temperature=tau,
-                particles=particles if config.keep_particles else None,
-            )
-        )
 
     return SMCResult(
         particles=particles,
-        log_weights=log_w,
-        log_marginal=log_z,
-        history=history,
-        steps=len(history),
+        log_weights=weights.log_w,
+        log_marginal=weights.log_z,
+        history=weights.history,
+        steps=len(weights.history),
         finished=finished,
         initial_particles=initial,
         reference=reference,
     )
+
+
+class ParticleWeights:
+    """The weights of one particle system, updated as SMC updates them: the resampling decision, the
+    three weighting conventions, the log-marginal estimate and one `StepRecord` per step.
+
+    `run_smc` drives it for any state-space model; the language-model binding drives one per problem
+    while all problems share one batch. Per step: ``resample(t)`` (ancestors, identity unless ESS/N
+    fell under the threshold; never before step 1), then ``reweight(t, alive, log_g)``.
+    """
+
+    def __init__(self, config: SMCConfig, rng: np.random.Generator):
+        n = config.n_particles
+        self.config, self.rng, self.n = config, rng, n
+        self.log_w = np.full(n, -math.log(n))  # kept normalized after every step
+        self.last_log_g = np.zeros(n)  # latest raw log G per particle (0 = no evidence yet)
+        self.prev_phi = np.zeros(n)  # last tempered log G, for the "ratio" increments
+        self.log_z = 0.0 if config.weighting != "current" else math.nan
+        self.history: list[StepRecord] = []
+        self.pending_resampled = False
+        self._pending_ancestors = np.arange(n, dtype=np.int64)
+
+    def resample(self, t: int, conditional: bool = False) -> np.ndarray:
+        """Ancestors of step t's particles. ``conditional`` (Particle Gibbs) keeps slot 0's lineage and
+        draws the other N-1 multinomially, the exact conditional draw."""
+        n = self.n
+        ancestors = np.arange(n, dtype=np.int64)
+        resampled = t > 1 and _should_resample(self.log_w, self.config.ess_threshold)
+        if resampled:
+            w = np.exp(self.log_w)
+            if conditional:
+                ancestors = np.concatenate([[0], resample(w, n - 1, "multinomial", self.rng)])
+            else:  # survivors keep their slots (copies go to dead slots): cheap for cached state
+                ancestors = keep_in_place(resample(w, n, self.config.resampling, self.rng))
+            self.last_log_g, self.prev_phi = self.last_log_g[ancestors], self.prev_phi[ancestors]
+            self.log_w = np.full(n, -math.log(n))
+        self.pending_resampled, self._pending_ancestors = resampled, ancestors
+        return ancestors
+
+    def reweight(self, t: int, alive: np.ndarray, log_g: np.ndarray, particles=None) -> None:
+        """Fold step t's potentials of the extended (``alive``) particles into the weights."""
+        cfg = self.config
+        self.last_log_g = np.where(alive, log_g, self.last_log_g)
+        tau = cfg.tau(t)
+        phi = self.last_log_g / tau
+        if cfg.weighting == "current":
+            new_log_w = phi.copy()
+        else:
+            if cfg.weighting == "incremental":
+                inc = np.where(alive, phi, 0.0)
+            else:  # "ratio": change in the tempered prefix score
+                with np.errstate(invalid="ignore"):
+                    inc = phi - self.prev_phi
+                inc[np.isneginf(phi)] = -np.inf
+            with np.errstate(invalid="ignore"):
+                new_log_w = self.log_w + inc
+            new_log_w[np.isneginf(self.log_w)] = -np.inf  # a dead particle stays dead
+            # log_w is normalized, so this adds log sum_i W_{t-1}^i g_t^i: the standard estimator of Z_t/Z_{t-1}
+            self.log_z += logsumexp(new_log_w)
+        log_norm = logsumexp(new_log_w)
+        if log_norm == -np.inf:
+            raise ValueError(f"every particle has weight 0 (log-weight -inf) after step {t}")
+        self.log_w = new_log_w - log_norm
+        self.prev_phi = phi
+        self.history.append(StepRecord(
+            t=t, ancestors=self._pending_ancestors, resampled=self.pending_resampled, alive=alive.copy(),
+            log_potentials=self.last_log_g.copy(), log_weights=self.log_w.copy(),
+            ess=float(1.0 / np.sum(np.exp(2 * self.log_w))), temperature=tau, particles=particles,
+        ))
 
 
 def _should_resample(log_w: np.ndarray, threshold: float) -> bool:
