@@ -14,8 +14,8 @@ Three ways to spend N samples per problem on the tiny policy and a PRM built fro
 Prints the median wall time per generated token of each, then ``BENCH smc_vs_recompute ...`` and, last,
 ``BENCH smc_vs_best_of_n <ms> ms/token vs best_of_n ratio=<smc / best_of_n>`` (target <= 1.3), and writes
 the figures to ``runs/bench/smc.json``. Wall times exclude budget bookkeeping (re-encoding solutions to
-count PRM tokens). The policy is ``runs/dev/policy`` when it exists, else a freshly
-built, untrained one (its text is random, so step lengths differ from a trained policy's). The PRM head is
+count PRM tokens). The policy is the latest finished tiny run of notebook 00 when there is one, else a
+freshly built one given a short SFT (see ``_common.bench_policy``). The PRM head is
 untrained; it gets random weights so that rewards vary and resampling really duplicates particles.
 
 Usage: ``python bench/smc.py [--problems 16] [--n 16] [--reps 5] [--threads 2]``
@@ -34,7 +34,6 @@ import torch
 from prmlab.decoding.lm import RescoringScorer, smc_decode
 from prmlab.decoding.search import sample_pool
 from prmlab.decoding.smc import SMCConfig
-from prmlab.models import build_char_tokenizer, build_policy, load_causal_lm
 from prmlab.paths import runs_dir
 from prmlab.prm.model import IncrementalScorer, ProcessRewardModel
 from prmlab.sampling import Sampler, SamplingConfig
@@ -61,12 +60,13 @@ class RecomputeSampler:
 
 
 def load_policy():
-    path = runs_dir() / "dev" / "policy"
-    if (path / "config.json").exists():
-        model, tok = load_causal_lm(path, device="cpu")
-        return model, tok, str(path)
-    tok = build_char_tokenizer()
-    return build_policy(tok, seed=0).eval(), tok, "fresh untrained policy (runs/dev/policy not found)"
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import bench_policy
+
+    return bench_policy()
 
 
 def main():

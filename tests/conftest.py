@@ -38,3 +38,28 @@ def tiny_policy(char_tokenizer):
 
     return build_policy(char_tokenizer, PolicyConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
                                                      intermediate_size=64), seed=0).eval()
+
+
+EASY_TASK = dict(min_ops=2, max_ops=3, max_operand=9, max_value=40, ops="+-")
+
+
+@pytest.fixture(scope="session")
+def easy_task():
+    """An easy arithmetic task a tiny policy learns in seconds (2-3 additions/subtractions of digits)."""
+    from prmlab.tasks.arith import ArithConfig, ArithTask
+
+    return ArithTask(ArithConfig(**EASY_TASK), n_train=2000, n_eval=60, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_policy(char_tokenizer, easy_task):
+    """A small policy given a short SFT on ``easy_task``: it solves part of the problems, with errors,
+    so search and reranking have something to find (built once per test session)."""
+    from prmlab.models import PolicyConfig, build_policy
+    from prmlab.sft import SFTConfig, train_sft
+
+    model = build_policy(char_tokenizer, PolicyConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=4,
+                                                      intermediate_size=128), seed=0)
+    train_sft(model, char_tokenizer, easy_task.train, SFTConfig(steps=250, batch_size=32, lr=3e-3, mistake_rate=0.3),
+              progress=False)
+    return model.eval()

@@ -22,12 +22,10 @@ from prmlab.decoding.lm import (
 from prmlab.decoding.oracle_scorer import OracleScorer
 from prmlab.decoding.search import beam_search, best_of_n, dvts, majority, sample_pool, weighted_majority
 from prmlab.decoding.smc import SMCConfig, SMCModel, lineage, run_smc
-from prmlab.paths import runs_dir
 from prmlab.sampling import Sampler, SamplingConfig, sample
 from prmlab.tasks.arith import ArithTask, solution_with_mistake
 
 PROMPTS = ["Q: 1 +2\n", "Q: 17 *3 -5\n", "Q: 4 -1 *2 +9\n"]
-DEV_POLICY = runs_dir() / "dev" / "policy"
 
 
 class HashScorer:
@@ -49,13 +47,8 @@ def tiny_sampler(tiny_policy, char_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def dev_sampler():
-    if not (DEV_POLICY / "config.json").exists():
-        pytest.skip(f"needs the trained tiny policy at {DEV_POLICY} (notebook 00)")
-    from prmlab.models import load_causal_lm
-
-    model, tok = load_causal_lm(DEV_POLICY, device="cpu")
-    return Sampler(model, tok, SamplingConfig(max_new_tokens=64, seed=0))
+def trained_sampler(trained_policy, char_tokenizer):
+    return Sampler(trained_policy, char_tokenizer, SamplingConfig(max_new_tokens=48, seed=0))
 
 
 # ---- the oracle scorer ---------------------------------------------------------------------------
@@ -245,7 +238,8 @@ def test_search_structure_and_budgets(tiny_sampler):
 # ---- with a perfect verifier --------------------------------------------------------------------
 
 
-def test_oracle_guided_search_beats_random_choice(dev_sampler, task):
+def test_oracle_guided_search_beats_random_choice(trained_sampler, easy_task):
+    dev_sampler, task = trained_sampler, easy_task
     problems, n = task.eval[:30], 8
     prompts, refs = [p.prompt for p in problems], [p.answer for p in problems]
     oracle = OracleScorer(task, problems, eps=1e-3)

@@ -49,7 +49,7 @@ def artifacts(run, path=None) -> set[str]:
 def test_00_policy_sft(store, tmp_path):
     run = smoke("00", tmp_path)
     p, m = run.data.params, run.data.metrics
-    assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.3"  # profile value, and an untouched default
+    assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.2"  # profile value, and an untouched default
     for key in ("eval/pass_at_1", "eval/pass_at_8", "perf/train_seconds", "train/loss", "model/parameters",
                 "eval/first_error/none"):
         assert key in m, key

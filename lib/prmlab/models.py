@@ -49,7 +49,7 @@ class PolicyConfig:
     num_layers: int = 4  # decoder layers
     num_heads: int = 4  # attention heads
     num_kv_heads: int = 4  # key/value heads (fewer than num_heads gives grouped-query attention)
-    intermediate_size: int = 384  # MLP width
+    intermediate_size: int = 256  # MLP width
     max_positions: int = 256  # longest sequence the model is built for
 
 

@@ -19,6 +19,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "num_layers": 2,
             "num_heads": 2,
             "num_kv_heads": 2,
+            "intermediate_size": 64,
             "sft_steps": 25,
             "batch_size": 16,
             "max_k": 8,

@@ -24,13 +24,13 @@ from .tasks.arith import INJECTABLE_KINDS, Problem, solution_with_mistake
 class SFTConfig:
     """Training of the tiny policy."""
 
-    steps: int = 1500  # optimizer steps
+    steps: int = 1150  # optimizer steps
     batch_size: int = 64  # solutions per step
     lr: float = 3e-3  # peak learning rate (AdamW), cosine decay to 10%
     warmup_steps: int = 50  # linear warm-up
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    mistake_rate: float = 0.3  # share of training solutions with one injected mistake
+    mistake_rate: float = 0.2  # share of training solutions with one injected mistake
     seed: int = 0
 
 
