@@ -26,8 +26,11 @@ class SFTConfig:
 
     steps: int = 1150  # optimizer steps
     batch_size: int = 64  # solutions per step
-    lr: float = 3e-3  # peak learning rate (AdamW), cosine decay to 10%
+    lr: float = 3e-3  # peak learning rate (AdamW)
     warmup_steps: int = 50  # linear warm-up
+    schedule: str = "wsd"  # after warm-up: "wsd" holds the peak, then decays linearly to 10% over the last
+    # decay_fraction of the steps (warmup-stable-decay); "cosine" decays to 10% from the start
+    decay_fraction: float = 0.3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     mistake_rate: float = 0.2  # share of training solutions with one injected mistake
@@ -66,9 +69,22 @@ def lm_loss(model, ids, mask, labels) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
+SCHEDULES = ("wsd", "cosine")
+
+
 def lr_at(step: int, cfg: SFTConfig) -> float:
+    """Learning rate at ``step``: linear warm-up, then the schedule (both end at 10% of the peak)."""
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        # a short budget learns most at the peak rate; the final decay settles the weights
+        decay_start = cfg.steps * (1 - cfg.decay_fraction)
+        if step < decay_start:
+            return cfg.lr
+        t = (step - decay_start) / max(1.0, cfg.steps - decay_start)
+        return cfg.lr * (1.0 - 0.9 * min(1.0, t))
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 

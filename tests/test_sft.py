@@ -1,0 +1,56 @@
+import random
+
+import pytest
+import torch
+
+from prmlab.sft import SFTConfig, encode_batch, lr_at, train_sft, training_example
+from prmlab.tasks.arith import ArithTask, judge
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "cosine"])
+def test_lr_schedules_warm_up_peak_and_end_at_ten_percent(schedule):
+    cfg = SFTConfig(steps=100, lr=1.0, warmup_steps=10, schedule=schedule, decay_fraction=0.3)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert max(lrs) == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1, abs=0.02)
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[10:], lrs[11:]))  # never increases after warm-up
+    if schedule == "wsd":
+        assert lrs[69] == pytest.approx(1.0) and lrs[85] < 1.0
+    with pytest.raises(ValueError, match="valid"):
+        lr_at(20, SFTConfig(schedule="linear"))
+
+
+def test_training_examples_carry_mistakes_at_the_requested_rate():
+    task = ArithTask(n_train=200, n_eval=5, seed=0)
+    rng = random.Random(0)
+    flawed = 0
+    for i in range(2000):
+        p = task.train[i % 200]
+        prompt, solution = training_example(p, rng, 0.3)
+        assert prompt == p.prompt
+        flawed += judge(p, solution).first_error >= 0
+    assert abs(flawed / 2000 - 0.3) < 0.03
+
+
+def test_encode_batch_learns_solution_and_eos_only(char_tokenizer):
+    ids, mask, labels = encode_batch(char_tokenizer, [("Q: 1 +2\n", "1+2=3\nA: 3"), ("Q: 5\n", "A: 5")])
+    p = len(char_tokenizer("Q: 1 +2\n").input_ids)
+    assert (labels[0, :p] == -100).all()
+    assert labels[0, p:].tolist()[-1] == char_tokenizer.eos_token_id
+    assert char_tokenizer.decode(labels[0, p:-1].tolist()) == "1+2=3\nA: 3"
+    assert (labels[1][mask[1] == 0] == -100).all()  # padding is never a target
+
+
+def test_train_sft_lowers_the_loss(char_tokenizer, easy_task):
+    from prmlab.models import PolicyConfig, build_policy
+
+    torch.manual_seed(0)
+    model = build_policy(char_tokenizer, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
+                                                      intermediate_size=64))
+    logged = []
+    hist = train_sft(model, char_tokenizer, easy_task.train, SFTConfig(steps=40, batch_size=16, warmup_steps=5),
+                     log=lambda m, s: logged.append(s), progress=False)
+    assert hist[-1]["train/loss"] < 0.5 * hist[0]["train/loss"]
+    assert logged[0] == 0 and logged[-1] == 39
+    with pytest.raises(ValueError, match="at least one"):
+        train_sft(model, char_tokenizer, [], SFTConfig(steps=1), progress=False)
