@@ -24,6 +24,21 @@ def mlflow_store(tmp_path, monkeypatch):
     return uri
 
 
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory):
+    """One temporary MLflow store shared by the tests of a module (notebooks that build on each other)."""
+    path = tmp_path_factory.mktemp("store")
+    old = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "PRMLAB_RUN_ID")}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{path / 'mlflow.db'}"
+    os.environ.pop("PRMLAB_RUN_ID", None)
+    yield path
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def char_tokenizer():
     from prmlab.models import build_char_tokenizer

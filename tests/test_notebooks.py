@@ -7,23 +7,11 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from prmlab import tracking
 from prmlab.paths import project_root
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("store")
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{path / 'mlflow.db'}"
-    os.environ.pop("PRMLAB_RUN_ID", None)
-    yield path
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI")
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def smoke(number: str, cwd: Path):
@@ -46,7 +34,7 @@ def artifacts(run, path=None) -> set[str]:
     return {a.path for a in tracking.client().list_artifacts(run.info.run_id, path)}
 
 
-def test_00_policy_sft(store, tmp_path):
+def test_00_policy_sft(module_store, tmp_path):
     run = smoke("00", tmp_path)
     p, m = run.data.params, run.data.metrics
     assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.2"  # profile value, and an untouched default
@@ -60,7 +48,7 @@ def test_00_policy_sft(store, tmp_path):
     assert found.info.run_id == run.info.run_id
 
 
-def test_01_prm_training(store, tmp_path):
+def test_01_prm_training(module_store, tmp_path):
     run = smoke("01", tmp_path)
     m = run.data.metrics
     assert run.data.tags["prmlab.policy_run"] == tracking.latest_run("00_policy_sft", "smoke").info.run_id
@@ -78,7 +66,7 @@ def test_01_prm_training(store, tmp_path):
     assert rewards[0].shape == (2,)
 
 
-def test_04_smc_decoding(store, tmp_path):
+def test_04_smc_decoding(module_store, tmp_path):
     run = smoke("04", tmp_path)
     m = run.data.metrics
     assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "smoke").info.run_id

@@ -22,19 +22,9 @@ def run_notebook(number: str, *args: str) -> str:
     return next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("store")
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{path / 'mlflow.db'}"
-    yield path
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI")
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
-def test_00_base_policy_targets(store):
+def test_00_base_policy_targets(module_store):
     """SFT trains in at most 3 minutes; pass@1 in [35%, 75%]; pass@16 at least 90%."""
     metrics = tracking.client().get_run(run_notebook("00")).data.metrics
     assert metrics["perf/train_seconds"] <= 180, metrics["perf/train_seconds"]

@@ -72,21 +72,21 @@ def lm_loss(model, ids, mask, labels) -> torch.Tensor:
 SCHEDULES = ("wsd", "cosine")
 
 
-def lr_at(step: int, cfg: SFTConfig) -> float:
-    """Learning rate at ``step``: linear warm-up, then the schedule (both end at 10% of the peak)."""
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "wsd":
+def lr_at(step: int, peak: float, steps: int, warmup: int, schedule: str = "cosine", decay_fraction: float = 0.3) -> float:
+    """Learning rate at ``step``: linear warm-up to ``peak``, then ``schedule`` (both end at 10% of it)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if schedule == "wsd":
         # a short budget learns most at the peak rate; the final decay settles the weights
-        decay_start = cfg.steps * (1 - cfg.decay_fraction)
+        decay_start = steps * (1 - decay_fraction)
         if step < decay_start:
-            return cfg.lr
-        t = (step - decay_start) / max(1.0, cfg.steps - decay_start)
-        return cfg.lr * (1.0 - 0.9 * min(1.0, t))
-    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+            return peak
+        t = (step - decay_start) / max(1.0, steps - decay_start)
+        return peak * (1.0 - 0.9 * min(1.0, t))
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
 def train_sft(model, tokenizer, problems: list[Problem], cfg: SFTConfig, log=None, progress: bool = True) -> list[dict]:
@@ -114,7 +114,7 @@ def train_sft(model, tokenizer, problems: list[Problem], cfg: SFTConfig, log=Non
         pairs = [training_example(rng.choice(bucket), rng, cfg.mistake_rate) for _ in range(cfg.batch_size)]
         ids, mask, labels = encode_batch(tokenizer, pairs, device)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.decay_fraction)
         loss = lm_loss(model, ids, mask, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -133,7 +133,7 @@ def train_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], cfg: PRMTr
         # Mean over the global batch's steps; x world because DDP averages the processes' gradients.
         loss = local_sum * world / n_steps.clamp(min=1.0)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)  # same warm-up + cosine schedule as SFT
+            g["lr"] = lr_at(step, cfg.lr, cfg.steps, cfg.warmup_steps, "cosine")  # warm-up, then cosine to 10%
         acc.backward(loss)
         gnorm = acc.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         opt.step()
