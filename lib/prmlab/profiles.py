@@ -77,6 +77,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "genealogy_particles": 4,
         },
         "paper": {
+            "scorers": "prm",
             "n_problems": 200,
             "max_n": 64,
             "repetitions": 3,
