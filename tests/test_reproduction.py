@@ -1,7 +1,9 @@
 """Reproduction checks on the tiny profile (minutes each): `make test-slow` / `pytest -m slow`.
 
-Each runs a notebook exactly as a user would (`prmlab run NN`, tiny profile) into a temporary MLflow
-store and checks the headline numbers the issues ask for.
+Each runs a notebook exactly as a user would (`prmlab run NN`, tiny profile) into one temporary MLflow
+store shared by the module (01 uses the policy of 00, 04 the PRM of 01) and checks the numbers the
+issues ask for. Headlines that the tiny profile does not reproduce are kept as strict xfails: they
+document the negative result, and they fail loudly the day they start to hold (update the README then).
 """
 
 import os
@@ -22,11 +24,68 @@ def run_notebook(number: str, *args: str) -> str:
     return next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
 
 
+_runs: dict[str, str] = {}
 
 
-def test_00_base_policy_targets(module_store):
+def finished_run(number: str) -> str:
+    """Run id of notebook ``number`` on the tiny profile in this module's store (run once, in order)."""
+    for needed in ("00", "01", "04"):
+        if needed not in _runs:
+            _runs[needed] = run_notebook(needed)
+        if needed == number:
+            return _runs[needed]
+    raise ValueError(number)
+
+
+def metrics_of(number: str) -> dict:
+    return tracking.client().get_run(finished_run(number)).data.metrics
+
+
+def history(number: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in tracking.client().get_metric_history(finished_run(number), key)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _store(module_store):
+    _runs.clear()
+    yield
+    _runs.clear()
+
+
+def test_00_base_policy_targets():
     """SFT trains in at most 3 minutes; pass@1 in [35%, 75%]; pass@16 at least 90%."""
-    metrics = tracking.client().get_run(run_notebook("00")).data.metrics
-    assert metrics["perf/train_seconds"] <= 180, metrics["perf/train_seconds"]
-    assert 0.35 <= metrics["eval/pass_at_1"] <= 0.75, metrics["eval/pass_at_1"]
-    assert metrics["eval/pass_at_16"] >= 0.90, metrics["eval/pass_at_16"]
+    m = metrics_of("00")
+    assert m["perf/train_seconds"] <= 180, m["perf/train_seconds"]
+    assert 0.35 <= m["eval/pass_at_1"] <= 0.75, m["eval/pass_at_1"]
+    assert m["eval/pass_at_16"] >= 0.90, m["eval/pass_at_16"]
+
+
+def test_01_monte_carlo_labels_against_the_oracle():
+    """Math-Shepherd hard labels: more completions label fewer steps bad (recall of bad steps can only
+    fall, precision rises), cost grows linearly in N, and at N = 8 they agree with the oracle on most steps."""
+    precision, recall = history("01", "label/bad_precision"), history("01", "label/bad_recall")
+    tokens = history("01", "label/tokens")
+    ns = sorted(recall)
+    assert ns[0] == 1 and len(ns) >= 3
+    assert all(recall[a] >= recall[b] for a, b in zip(ns, ns[1:])), recall
+    assert all(precision[a] <= precision[b] + 0.02 for a, b in zip(ns, ns[1:])), precision
+    assert all(tokens[b] > 1.8 * tokens[a] for a, b in zip(ns, ns[1:])), tokens
+    m = metrics_of("01")
+    assert m["label/agreement"] >= 0.85 and m["label/bad_precision"] >= 0.85, m
+    assert m["label/agreement"] > m["label/outcome_agreement"]
+
+
+def test_01_process_supervision_beats_outcome_supervision_at_the_step_level():
+    """A PRM ranks steps far better than an ORM with the same backbone, and a Monte Carlo-labelled PRM
+    comes close to the oracle-labelled one (step AUROC, and best-of-16)."""
+    m = metrics_of("01")
+    assert m["eval/PRM-mc-hard/step_auroc"] >= m["eval/ORM/step_auroc"] + 0.1, m
+    assert abs(m["eval/PRM-oracle/step_auroc"] - m["eval/PRM-mc-hard/step_auroc"]) <= 0.05, m
+    assert abs(m["headline/PRM-mc-hard_gap_to_oracle"]) <= 0.05, m
+
+
+@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: the tiny PRM's best-of-16 falls below "
+                   "majority vote (and below a random pick) because it prefers short solutions that skip an operation")
+def test_01_headline_prm_best_of_16_beats_majority():
+    m = metrics_of("01")
+    assert m["headline/prm_best_of_n"] > m["headline/majority"], m

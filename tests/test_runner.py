@@ -70,6 +70,9 @@ def test_failing_notebook_leaves_a_failed_run_with_partial_notebook(mlflow_store
     assert errors and errors[0]["ename"] == "ValueError"
     with pytest.raises(tracking.NoRunError):  # a failed run is never used by later notebooks
         tracking.latest_run("00_policy_sft", "smoke")
+    # the executed notebook stays beside the store it was tracked in (here a temporary one)
+    executed = Path(next(ln.split(": ", 1)[1] for ln in res.stdout.splitlines() if ln.startswith("notebook: ")))
+    assert executed.parent == tmp_path / "store" / "notebooks" and executed.exists()
 
 
 PROBE = '''
@@ -116,7 +119,7 @@ def test_sweep_runs_the_grid_concurrently_without_losing_a_run(mlflow_store, pro
         (x, s) for x in ("1.0", "2.0", "3.0") for s in ("0", "1"))
     for r in runs:
         assert len(c.get_metric_history(r.info.run_id, "probe/value")) == 20  # every write landed
-    assert (probe_root / "runs" / "notebooks").exists()
+    assert len(list((Path(tracking.local_store_path()).parent / "notebooks").glob("99_probe-*.ipynb"))) == 6
 
 
 def test_sweep_reports_failures(mlflow_store, probe_root):

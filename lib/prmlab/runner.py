@@ -116,12 +116,20 @@ def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str
     return Plan(nb, profile, params, declared)
 
 
+def executed_notebooks_dir() -> Path:
+    """``runs/notebooks/``; a local SQLite store elsewhere keeps its executed notebooks beside it."""
+    store = tracking.local_store_path()
+    if store is not None and store.parent.resolve() != runs_dir().resolve():
+        return store.parent / "notebooks"
+    return runs_dir() / "notebooks"
+
+
 def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tuple[str, Path]:
     """Run the plan through papermill; returns (MLflow run id, executed notebook path)."""
     import papermill
 
     run_id = tracking.create_run(p.name, p.profile, p.seed, tags)
-    out_dir = runs_dir() / "notebooks"
+    out_dir = executed_notebooks_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{p.name}-{tracking.run_name(p.name, p.profile, p.seed)}-{run_id[:8]}.ipynb"
     run = tracking.Run(run_id)
