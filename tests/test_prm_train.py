@@ -247,3 +247,23 @@ def test_incremental_scorer_reorder_in_place_equals_select():
     scorer.reorder_(state, [1, 1, 2])
     assert state.rewards == ref.rewards
     assert np.allclose(scorer.append(state, ["A: 8", "8*1=8", "A: 6"]), scorer.append(ref, ["A: 8", "8*1=8", "A: 6"]))
+
+
+def test_one_forward_per_solution_equals_scoring_each_prefix(tiny_policy, char_tokenizer, data):
+    """The reward of step k read from one pass over the whole solution equals the reward read at the end
+    of a separate pass over just the prompt and steps 1..k (the PRM is causal); batching with padding
+    and the batched tokenizer call change nothing."""
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer).eval()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(prm.head.weight, std=0.5)
+    records = data[1][:6]
+    prompts, steps = [r.prompt for r in records], [r.completions for r in records]
+    assert prm.encode_many(prompts, steps) == [prm.encode(p, s) for p, s in zip(prompts, steps)]
+    whole = prm.score(prompts, steps, batch_size=4)
+    for p, s, got in zip(prompts, steps, whole):
+        ref = []
+        for k in range(1, len(s) + 1):
+            ids, ends = prm.encode(p, s[:k])
+            with torch.no_grad():
+                ref.append(torch.sigmoid(prm(torch.tensor([ids]))[0, ends[-1]]).item())
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

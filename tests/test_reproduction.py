@@ -89,3 +89,33 @@ def test_01_process_supervision_beats_outcome_supervision_at_the_step_level():
 def test_01_headline_prm_best_of_16_beats_majority():
     m = metrics_of("01")
     assert m["headline/prm_best_of_n"] > m["headline/majority"], m
+
+
+def test_04_particle_filtering_needs_fewer_solutions_than_best_of_n_with_an_exact_scorer():
+    """With the exact step oracle as the PRM (a perfect verifier), particle filtering reaches the lower
+    target accuracy with at most half the solutions best-of-N needs, and at N = 4 it is well ahead of
+    best-of-N and not behind beam search (Puri et al.'s ordering; on the tiny task SMC and beam search
+    are close)."""
+    acc = {m: history("04", f"acc/{m}/oracle") for m in ("smc", "best_of_n", "beam_search")}
+    assert acc["smc"][4] >= acc["best_of_n"][4] + 0.1, acc
+    assert acc["smc"][4] >= acc["beam_search"][4] - 0.03, acc
+    need = {m: history("04", f"headline/oracle/n_to_reach/{m}") for m in ("smc", "best_of_n")}
+    target = min(need["smc"])
+    assert target in need["best_of_n"], need  # best-of-N reaches the lower target within max_n
+    assert 2 * need["smc"][target] <= need["best_of_n"][target], need
+
+
+def test_04_methods_report_equal_budgets():
+    """Every method spends the same number of solutions per N, and tokens within 50% of best-of-N's."""
+    bon = history("04", "tokens/best_of_n/oracle")
+    for m in ("smc", "beam_search", "dvts"):
+        tokens = history("04", f"tokens/{m}/oracle")
+        for n, t in tokens.items():
+            assert 0.5 * bon[n] <= t <= 1.5 * bon[n], (m, n, t, bon[n])
+
+
+@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: guided by the trained tiny PRM every "
+                   "search method gets worse as N grows (the PRM prefers solutions that skip an operation)")
+def test_04_headline_with_the_trained_prm_smc_at_16_beats_majority():
+    m = metrics_of("04")
+    assert history("04", "acc/smc/prm")[16] > history("04", "acc/majority")[16], m

@@ -14,7 +14,8 @@ from . import tracking
 from .paths import reports_dir
 from .runner import available_notebooks
 
-SHOWN_METRIC_PREFIXES = ("eval/", "perf/", "model/", "label/", "bon/", "smc/", "real/")
+# the numbers the issues ask to report (headline/...) and the evaluations; a curve shows its value at its last step
+SHOWN_METRIC_PREFIXES = ("headline/", "eval/", "acc/", "sensitivity/", "label/", "bon/", "real/", "perf/", "model/")
 
 
 def _metrics_table(metrics: dict) -> str:

@@ -86,6 +86,21 @@ class ProcessRewardModel(nn.Module):
             ends.append(len(ids) - 1)
         return ids, ends
 
+    def encode_many(self, prompts: list[str], steps: list[list[str]]) -> list[tuple[list[int], list[int]]]:
+        """``encode`` of every solution, with the tokenizer called twice in all (one Rust batch for the
+        prompts, one for every step): per-step calls cost more than the forward pass of a tiny PRM."""
+        prompt_ids = self.tokenizer(list(prompts)).input_ids if prompts else []
+        flat = [step + self.config.separator for row in steps for step in row]
+        step_ids = iter(self.tokenizer(flat, add_special_tokens=False).input_ids if flat else [])
+        out = []
+        for p_ids, row in zip(prompt_ids, steps):
+            ids, ends = list(p_ids), []
+            for _ in row:
+                ids += next(step_ids)
+                ends.append(len(ids) - 1)
+            out.append((ids, ends))
+        return out
+
     def collate(self, encoded: list[tuple[list[int], list[int]]]):
         """Right-padded ids [b, T] (no mask needed: causal attention never looks right)."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -106,7 +121,7 @@ class ProcessRewardModel(nn.Module):
         return self.head(self.hidden_states(input_ids)).squeeze(-1).float()
 
     def step_logits(self, prompts: list[str], steps: list[list[str]]) -> list[torch.Tensor]:
-        ids, ends = self.collate([self.encode(p, s) for p, s in zip(prompts, steps)])
+        ids, ends = self.collate(self.encode_many(prompts, steps))
         logits = self(ids)
         return [logits[i, e] for i, e in enumerate(ends)]
 
@@ -194,7 +209,7 @@ class IncrementalScorer:
 
     @torch.no_grad()
     def start(self, prompts: list[str]) -> ScoringState:
-        ids = [list(self.prm.tokenizer(p).input_ids) for p in prompts]
+        ids = [list(x) for x in self.prm.tokenizer(list(prompts)).input_ids]
         state = self.decoder.empty(len(ids), slots=max(len(x) for x in ids) + 64)
         self._feed(state, ids)
         return ScoringState(state, [[] for _ in prompts], tokens_scored=sum(len(x) for x in ids))
@@ -207,7 +222,7 @@ class IncrementalScorer:
         if not rows:
             return out
         tok = self.prm.tokenizer
-        ids = [tok(steps[i] + self.prm.config.separator, add_special_tokens=False).input_ids for i in rows]
+        ids = tok([steps[i] + self.prm.config.separator for i in rows], add_special_tokens=False).input_ids
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
         whole = len(rows) == state.batch_size
         sub = state.decoder_state if whole else state.decoder_state.select(index)

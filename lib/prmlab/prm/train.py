@@ -71,8 +71,8 @@ def global_batches(n_records: int, batch_size: int, steps: int, seed: int) -> li
 def _examples(prm: ProcessRewardModel, records: list[StepwiseRecord], target: str):
     """(ids, step ends, labels) per record; an ORM keeps only the last step as a target."""
     out = []
-    for r in records:
-        ids, ends = prm.encode(r.prompt, r.completions)
+    encoded = prm.encode_many([r.prompt for r in records], [r.completions for r in records])
+    for r, (ids, ends) in zip(records, encoded):
         labels = torch.tensor(r.labels, dtype=torch.float32)
         if target == "orm":
             ends, labels = ends[-1:], labels[-1:]
