@@ -14,6 +14,16 @@ torch.set_num_threads(1)
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Every module starts on one thread again, whatever a test before it set (a benchmark-like test
+    may use two): tiny models gain nothing from intra-op threads, and on busy shared cores they thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
     """A fresh SQLite MLflow store (artifacts beside it) used by everything in the test."""

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from prmlab.prm.labels import (
     LabelSet,
@@ -23,14 +22,6 @@ from prmlab.tasks.arith import ArithTask, apply_op, judge, parse_prompt, solutio
 
 STEP_RE = re.compile(r"^(-?\d+)([+\-*])(\d+)=(-?\d+)$")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy shared machine extra threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

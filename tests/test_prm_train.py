@@ -22,14 +22,6 @@ from prmlab.prm.train import PRMTrainConfig, evaluate_prm, global_batches, load_
 from prmlab.tasks.arith import ArithConfig, make_splits, judge, solution_with_mistake, split_steps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy shared machine extra threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def mistake_records(problems, seed, rate=0.5):
     """Reference solutions and solutions with one injected extra '*' step (problems use only + and -),
