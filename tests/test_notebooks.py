@@ -9,9 +9,6 @@ from pathlib import Path
 import nbformat
 
 from prmlab import tracking
-from prmlab.paths import project_root
-
-
 
 
 def smoke(number: str, cwd: Path):
@@ -20,7 +17,8 @@ def smoke(number: str, cwd: Path):
     assert res.returncode == 0, res.stdout + res.stderr
     run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
     executed = Path(next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("notebook: ")))
-    assert executed.parent == project_root() / "runs" / "notebooks" and executed.exists()
+    # kept beside the (temporary) store it was tracked in, whatever the working directory
+    assert executed.parent == tracking.local_store_path().parent / "notebooks" and executed.exists()
     assert not (cwd / "mlruns").exists() and not (cwd / "mlflow.db").exists()  # nothing lands in the cwd
     nb = nbformat.read(executed, as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
