@@ -38,6 +38,10 @@ def test_encode_batch_learns_solution_and_eos_only(char_tokenizer):
     assert labels[0, p:].tolist()[-1] == char_tokenizer.eos_token_id
     assert char_tokenizer.decode(labels[0, p:-1].tolist()) == "1+2=3\nA: 3"
     assert (labels[1][mask[1] == 0] == -100).all()  # padding is never a target
+    for row, (prompt, solution) in enumerate([("Q: 1 +2\n", "1+2=3\nA: 3"), ("Q: 5\n", "A: 5")]):  # text by text
+        expected = (char_tokenizer(prompt).input_ids + char_tokenizer(solution, add_special_tokens=False).input_ids
+                    + [char_tokenizer.eos_token_id])
+        assert ids[row, : int(mask[row].sum())].tolist() == expected
 
 
 def test_train_sft_lowers_the_loss(char_tokenizer, easy_task):

@@ -47,11 +47,13 @@ def training_example(problem: Problem, rng: random.Random, mistake_rate: float) 
 
 def encode_batch(tokenizer, pairs: list[tuple[str, str]], device="cpu"):
     """Right-padded input ids, attention mask and labels (-100 on prompt and padding; EOS is learnt)."""
+    # two batched tokenizer calls per batch (about half the time of one call per text)
+    prompt_ids = tokenizer([p for p, _ in pairs]).input_ids
+    solution_ids = tokenizer([s for _, s in pairs], add_special_tokens=False).input_ids
     seqs, labels = [], []
-    for prompt, solution in pairs:
-        p = tokenizer(prompt).input_ids
-        s = tokenizer(solution, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-        seqs.append(p + s)
+    for p, s in zip(prompt_ids, solution_ids):
+        s = list(s) + [tokenizer.eos_token_id]
+        seqs.append(list(p) + s)
         labels.append([-100] * len(p) + s)
     width = max(len(x) for x in seqs)
     ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
