@@ -250,7 +250,12 @@ def test_one_forward_per_solution_equals_scoring_each_prefix(tiny_policy, char_t
     torch.nn.init.normal_(prm.head.weight, std=0.5)
     records = data[1][:6]
     prompts, steps = [r.prompt for r in records], [r.completions for r in records]
-    assert prm.encode_many(prompts, steps) == [prm.encode(p, s) for p, s in zip(prompts, steps)]
+    for (ids, ends), p, s in zip(prm.encode_many(prompts, steps), prompts, steps):  # against text-by-text calls
+        ref, ref_ends = list(char_tokenizer(p).input_ids), []
+        for step in s:
+            ref += char_tokenizer(step + prm.config.separator, add_special_tokens=False).input_ids
+            ref_ends.append(len(ref) - 1)
+        assert (ids, ends) == (ref, ref_ends)
     whole = prm.score(prompts, steps, batch_size=4)
     for p, s, got in zip(prompts, steps, whole):
         ref = []

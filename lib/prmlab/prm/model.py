@@ -79,12 +79,7 @@ class ProcessRewardModel(nn.Module):
 
     def encode(self, prompt: str, steps: list[str]) -> tuple[list[int], list[int]]:
         """Token ids of prompt + steps and the position of the last token of each step."""
-        ids = list(self.tokenizer(prompt).input_ids)
-        ends = []
-        for step in steps:
-            ids += self.tokenizer(step + self.config.separator, add_special_tokens=False).input_ids
-            ends.append(len(ids) - 1)
-        return ids, ends
+        return self.encode_many([prompt], [steps])[0]
 
     def encode_many(self, prompts: list[str], steps: list[list[str]]) -> list[tuple[list[int], list[int]]]:
         """``encode`` of every solution, with the tokenizer called twice in all (one Rust batch for the
