@@ -47,6 +47,24 @@ def test_stepwise_with_resumption_equals_one_shot(tiny_policy, char_tokenizer):
         assert torch.allclose(one.token_logprobs(r), step.token_logprobs(r), atol=1e-5)
 
 
+@pytest.mark.parametrize("resumed", [False, True])
+def test_sampling_to_the_end_with_rows_finishing_at_different_times(tiny_policy, char_tokenizer, resumed):
+    """Sampling to the end moves live rows over finished ones (compaction): every row's log-probs must
+    still equal a fresh forward pass over its own tokens, and its length count every token fed, whether
+    the whole batch was sampled or only the rows left unfinished after step-by-step calls."""
+    s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=3))
+    g = s.start(PROMPTS * 6)
+    if resumed:
+        while not g.finished.any():
+            s.extend(g, until="step")
+    s.extend(g, until="end")
+    assert g.done and len(set(g.n_generated.tolist())) > 4  # rows ended at many different times
+    for r in range(g.batch_size):
+        assert torch.allclose(g.token_logprobs(r), fresh_logprobs(tiny_policy, g.prompt_ids[r], g.token_ids(r)), atol=1e-5)
+        # the last token (EOS or the budget's last) is never fed
+        assert int(g.state.length[r]) == len(g.prompt_ids[r]) + int(g.n_generated[r]) - 1
+
+
 def test_each_step_call_stops_every_row_at_a_step_end(tiny_policy, char_tokenizer):
     s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=60, seed=2))
     g = s.start(PROMPTS * 4)
@@ -211,3 +229,26 @@ def test_reorder_in_place_equals_select(tiny_policy, char_tokenizer):
     assert s.texts(ref) == s.texts(b)  # same cached state, same streams: same continuations
     with pytest.raises(ValueError, match="select"):
         b.reorder_([0, 1])
+
+
+@pytest.mark.parametrize("index", [[0, 0, 2, 3, 2, 5, 6, 1], [5, 1, 1], [7, 6, 5, 4, 3, 2, 1, 0, 0, 3]])
+def test_select_in_buffers_equals_select(tiny_policy, char_tokenizer, index):
+    """``select_`` (rows moved inside the same cache buffers, fewer or more rows) continues exactly
+    like ``select`` (a new copy)."""
+    s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=5))
+    a = s.start(PROMPTS * 2)
+    s.extend(a, until="step")
+    b = a.select(range(a.batch_size))  # an independent copy
+    ref = a.select(index)
+    b.select_(index)
+    assert b.batch_size == len(index) and torch.equal(b.stream, ref.stream)
+    assert torch.equal(b.state.length, ref.state.length)
+    for r in range(len(index)):
+        assert b.token_ids(r) == ref.token_ids(r) and b.step_ends[r] == ref.step_ends[r]
+    s.extend(ref, until="step")
+    s.extend(b, until="step")
+    s.extend(ref)
+    s.extend(b)
+    assert s.texts(ref) == s.texts(b)
+    for r in range(len(index)):
+        assert torch.allclose(b.token_logprobs(r), ref.token_logprobs(r), atol=1e-5)

@@ -61,7 +61,16 @@ def _mix64(x: torch.Tensor) -> torch.Tensor:
 
 def counter_uniform(seed: int, stream: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
     """Uniform numbers in (0, 1), float64, one per (seed, stream, position); a pure function."""
-    h = _mix64(_mix64(_mix64(torch.full_like(stream, seed)) ^ stream) ^ position)
+    return uniform_at(stream_key(seed, stream), position)
+
+
+def stream_key(seed: int, stream: torch.Tensor) -> torch.Tensor:
+    """The part of `counter_uniform` that does not depend on the position (computed once per row)."""
+    return _mix64(_mix64(torch.full_like(stream, seed)) ^ stream)
+
+
+def uniform_at(key: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    h = _mix64(key ^ position)
     return (_shr(h, 11).double() + 0.5) * 2.0**-53
 
 
@@ -158,6 +167,19 @@ class Generation:
             self.state.reorder_(index.to(self.state.length.device))
         self.stream = stream
 
+    def select_(self, index) -> None:
+        """In place, the same as ``self = self.select(index)``, reusing the cache buffers (see
+        ``DecoderState.select_``): cheaper when rows are dropped or duplicated as the batch goes on."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        self.stream, self.next_stream = self._streams_for(index)
+        self.state = self.state.select_(index.to(self.state.length.device))
+        rows = index.tolist()
+        self.prompt_ids = [self.prompt_ids[r] for r in rows]
+        self.step_ends = [list(self.step_ends[r]) for r in rows]
+        self.next_logits = self.next_logits[index.to(self.next_logits.device)]
+        for name in ("tokens", "logprobs", "n_generated", "finished", "truncated"):
+            setattr(self, name, getattr(self, name)[index])
+
     def select(self, index) -> "Generation":
         """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream."""
         index = torch.as_tensor(index, dtype=torch.long)
@@ -193,7 +215,14 @@ class Sampler:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
-        return [self.tokenizer(p).input_ids for p in prompts]
+        return self.tokenizer(list(prompts)).input_ids if prompts else []
+
+    def release(self, gen: Generation) -> None:
+        """Done with ``gen``: its cache buffers serve the next ``start`` of the same size (saves the
+        allocation; see ``CachedDecoder.recycle``). ``gen`` keeps its tokens but can no longer extend."""
+        if gen.state is not None:
+            self.decoder.recycle(gen.state)
+            gen.state = None
 
     @torch.no_grad()
     def start(self, prompts: list[str] | list[list[int]], streams=None) -> Generation:
@@ -203,9 +232,8 @@ class Sampler:
         lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
         if b == 0 or int(lens.min()) == 0:
             raise ValueError("every prompt needs at least one token")
-        chunk = torch.full((b, int(lens.max())), self.pad_id, dtype=torch.long)
-        for i, x in enumerate(ids):
-            chunk[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        width = int(lens.max())
+        chunk = torch.tensor([x + [self.pad_id] * (width - len(x)) for x in ids], dtype=torch.long)
         budget = self.config.max_new_tokens
         # room for the whole budget up front: growing a big cache later costs a full copy
         state = self.decoder.empty(b, slots=int(lens.max()) + budget)
@@ -229,7 +257,11 @@ class Sampler:
     @torch.no_grad()
     def extend(self, gen: Generation, until: str = "end") -> Generation:
         """Sample every unfinished row until it ends (``until='end'``) or ends its current step
-        (``until='step'``). Updates ``gen`` in place and returns it."""
+        (``until='step'``). Updates ``gen`` in place and returns it.
+
+        A row paused at a step end keeps its cache for the next call. A finished row keeps its tokens,
+        log-probs and length, but not its cached keys and values (it is never extended again): sampling
+        to the end stops computing finished rows by moving live rows over them."""
         if until not in ("end", "step"):
             raise ValueError(f"until must be 'end' or 'step', got {until!r}")
         cfg = self.config
@@ -237,19 +269,26 @@ class Sampler:
         if len(rows) == 0:
             return gen
         dev = self.device
+        budget = gen.tokens.shape[1]
         whole = len(rows) == gen.batch_size
-        work = gen.state if whole else gen.state.select(rows.to(dev))
-        work_rows = rows  # gen row of each working row
+        # The rows being computed are the first n_work rows of `full`, a view of them is `work`. When rows
+        # finish, live rows are swapped to the front (no row's cache is lost) and the view shrinks; at
+        # the end the rows go back in place.
+        full = gen.state if whole else gen.state.select(rows.to(dev))
+        if until == "end":  # room for every row's whole budget up front, so the views never have to grow
+            full._ensure_slots(int((full.length + (budget - gen.n_generated[rows]).to(dev)).max()))
+        work, n_work = full, len(rows)
+        work_rows = rows.clone()  # gen row held at each row of `full`
         logits = gen.next_logits[rows.to(gen.next_logits.device)]
         live = torch.ones(len(rows), dtype=torch.bool)
-        budget = gen.tokens.shape[1]
+        key = stream_key(cfg.seed, gen.stream[rows])  # per-row part of the counter-based uniforms
         eos_ids, step_ids = self.eos_ids.cpu(), self.step_ids.cpu()
         while True:
-            pos = gen.n_generated[work_rows]
-            u = counter_uniform(cfg.seed, gen.stream[work_rows], pos)
-            tok, lp = draw_tokens(logits, u, cfg.temperature, cfg.top_p)
+            wr = work_rows[:n_work]
+            pos = gen.n_generated[wr]
+            tok, lp = draw_tokens(logits, uniform_at(key[:n_work], pos), cfg.temperature, cfg.top_p)
             tok, lp = tok.cpu(), lp.float().cpu()
-            lr = work_rows[live]
+            lr = wr[live]
             gen.tokens[lr, pos[live]] = tok[live]
             gen.logprobs[lr, pos[live]] = lp[live]
             gen.n_generated[lr] += 1
@@ -260,7 +299,7 @@ class Sampler:
             ended = (is_eos | is_step | out_of_budget).nonzero()[:, 0]
             if len(ended):
                 # step boundaries: one python pass over the few rows that ended a step (no tensor reads)
-                for r, n, eos in zip(work_rows[ended].tolist(), (pos[ended] + 1).tolist(), is_eos[ended].tolist()):
+                for r, n, eos in zip(wr[ended].tolist(), (pos[ended] + 1).tolist(), is_eos[ended].tolist()):
                     end = n - 1 if eos else n  # a step never includes the EOS token
                     if end > (gen.step_ends[r][-1] if gen.step_ends[r] else 0):
                         gen.step_ends[r].append(end)
@@ -270,25 +309,41 @@ class Sampler:
                 logits = self.decoder.logits(hidden[:, 0])
             stopped = finished_now | (is_step if until == "step" else torch.zeros_like(live))
             if finished_now.any():
-                gen.finished[work_rows[finished_now]] = True
-                gen.truncated[work_rows[out_of_budget]] = True
+                gen.finished[wr[finished_now]] = True
+                gen.truncated[wr[out_of_budget]] = True
             paused = stopped & feed  # rows resuming later need their next-token distribution
             if paused.any():
-                gen.next_logits[work_rows[paused].to(gen.next_logits.device)] = logits[paused.to(logits.device)]
+                gen.next_logits[wr[paused].to(gen.next_logits.device)] = logits[paused.to(logits.device)]
             live = live & ~stopped
-            if not live.any():
+            n_live = int(live.sum())
+            if n_live == 0:
                 break
-            # Compact (stop computing rows that are done) when half the rows are; only when sampling to
-            # the end: a step is short, and copying the cache would cost more than it saves.
-            if until == "end" and int(live.sum()) <= len(live) // 2:
-                dead = (~live).nonzero()[:, 0]
-                if work is not gen.state:
-                    gen.state.put(work_rows[dead].to(dev), work.select(dead.to(dev)))
-                keep = live.nonzero()[:, 0]
-                work = work.select(keep.to(dev), keep_capacity=True)
-                work_rows, logits, live = work_rows[keep], logits[keep.to(logits.device)], live[keep]
-        if work is not gen.state:
-            gen.state.put(work_rows.to(dev), work)
+            # Stop computing finished rows once a quarter of the working rows are; only when sampling to
+            # the end (a step is short: moving rows would cost more than it saves).
+            if until == "end" and n_live <= 3 * n_work // 4:
+                # swap the dead rows among the first n_live with the live rows after them (fewest moves)
+                holes = (~live[:n_live]).nonzero()[:, 0]
+                movers = live[n_live:].nonzero()[:, 0] + n_live
+                order = torch.arange(n_work)
+                order[holes], order[movers] = movers, holes
+                keep = order[:n_live]
+                work.reorder_(order.to(dev))
+                work_rows[:n_work] = wr[order]
+                key[:n_work] = key[:n_work][order]
+                if work is not full:
+                    full.length[:n_work] = work.length
+                n_work = n_live
+                work = full.rows_view(n_work)
+                logits, live = logits[keep.to(logits.device)], live[keep]
+        if work is not full:
+            full.length[:n_work] = work.length
+        if until == "end":
+            # Every row is finished, and a finished row is never extended: only its length is kept
+            # (moving the rows' caches back in place would cost a few percent of the whole call).
+            lengths = full.length.clone()
+            gen.state.length[work_rows.to(dev)] = lengths
+        elif not whole:  # paused rows resume from their caches
+            gen.state.put(work_rows.to(dev), full)
         return gen
 
     def texts(self, gen: Generation) -> list[str]:
@@ -360,4 +415,5 @@ def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 2
             ids.append(gen.token_ids(r))
             lps.append(gen.token_logprobs(r).clone())
         trunc += gen.truncated.tolist()
+        sampler.release(gen)
     return Samples(prompts=list(prompts), n=n, texts=texts, token_ids=ids, logprobs=lps, truncated=trunc)

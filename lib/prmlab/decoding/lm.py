@@ -333,8 +333,12 @@ class RowBatch:
         cached = self.slot[index[kept]]
         slot = np.full(len(index), -1)
         slot[kept] = np.arange(len(kept))
+        reuse = hasattr(self.scorer, "select_")  # move rows within the caches' own buffers
         in_place = len(cached) == self.gen.batch_size and hasattr(self.scorer, "reorder_")
-        if in_place:  # same rows stay cached: copy only the slots that change (cheap after resampling)
+        if reuse:
+            self.gen.select_(torch.as_tensor(cached, dtype=torch.long))
+            gen = self.gen
+        elif in_place:  # same rows stay cached: copy only the slots that change (cheap after resampling)
             self.gen.reorder_(torch.as_tensor(cached, dtype=torch.long))
             gen = self.gen
         else:
@@ -349,7 +353,9 @@ class RowBatch:
         if len(repeat):
             gen.stream[torch.as_tensor(repeat)] = torch.tensor(streams, dtype=torch.long)
         self.gen, self.slot, self.done_text = gen, slot, done_text
-        if in_place:
+        if reuse:
+            self.scorer.select_(self.state, cached)
+        elif in_place:
             self.scorer.reorder_(self.state, cached)
         else:
             self.state = self.scorer.select(self.state, cached)

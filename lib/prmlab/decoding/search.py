@@ -72,6 +72,7 @@ def sample_pool(sampler, scorer, prompts: list[str], n: int, batch_size: int = 2
         steps += [sampler.steps(gen, r) for r in range(gen.batch_size)]
         finished += (~gen.truncated).tolist()
         tokens += int(gen.n_generated.sum())
+        sampler.release(gen)
     row_prompts = [prompts[i] for i, _ in rows]
     per = lambda x: [x[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
     rewards = None if scorer is None else per(scorer.score(row_prompts, steps))  # one forward per solution

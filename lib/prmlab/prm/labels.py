@@ -126,6 +126,7 @@ class SamplerCompleter:
             self.sampler.extend(gen, until="end")
             out = self.sampler.texts(gen)
             counts = gen.n_generated.tolist()  # tokens sampled, the EOS included
+            self.sampler.release(gen)
             for r, k in enumerate(chunk):
                 texts[k] = out[r * n : (r + 1) * n]
                 tokens[k] = counts[r * n : (r + 1) * n]

@@ -238,6 +238,12 @@ class IncrementalScorer:
         old = state.rewards
         state.rewards = [list(old[i]) if i != r else old[r] for r, i in enumerate(index.tolist())]
 
+    def select_(self, state: ScoringState, index) -> None:
+        """In place, the same as ``state = select(state, index)``, reusing the cache buffers."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        state.decoder_state = state.decoder_state.select_(index.to(self.device))
+        state.rewards = [list(state.rewards[i]) for i in index.tolist()]
+
     def select(self, state: ScoringState, index) -> ScoringState:
         index = torch.as_tensor(index, dtype=torch.long)
         return ScoringState(
