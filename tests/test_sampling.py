@@ -252,3 +252,24 @@ def test_select_in_buffers_equals_select(tiny_policy, char_tokenizer, index):
     assert s.texts(ref) == s.texts(b)
     for r in range(len(index)):
         assert torch.allclose(b.token_logprobs(r), ref.token_logprobs(r), atol=1e-5)
+
+
+def test_released_cache_is_reused_and_changes_nothing(tiny_policy, char_tokenizer):
+    cfg = SamplingConfig(max_new_tokens=30, seed=4)
+    s = Sampler(tiny_policy, char_tokenizer, cfg)
+    a = s.start(PROMPTS * 4)
+    s.extend(a)
+    buffer = a.state.keys.data_ptr()
+    a.state.keys.fill_(float("nan"))  # as if the last batch had gone wrong: nothing may leak
+    a.state.values.fill_(float("nan"))
+    s.release(a)
+    assert a.state is None and len(s.texts(a)) == 16  # the tokens stay
+    s.start(PROMPTS[:1])  # another size allocates its own cache and leaves the spare alone
+    b = s.start(PROMPTS * 4)
+    assert b.state.keys.data_ptr() == buffer
+    s.extend(b)
+    fresh = Sampler(tiny_policy, char_tokenizer, cfg)
+    c = fresh.start(PROMPTS * 4)
+    fresh.extend(c)
+    assert s.texts(b) == fresh.texts(c)
+    assert torch.equal(b.logprobs, c.logprobs)  # bit for bit the same as with a fresh cache

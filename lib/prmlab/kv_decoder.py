@@ -157,8 +157,9 @@ class CachedDecoder:
 
     def empty(self, batch_size: int, slots: int = 64) -> DecoderState:
         shape = (self.num_layers, batch_size, self.num_kv_heads, slots, self.head_dim)
-        spare, self._spare = self._spare, None
+        spare = self._spare
         if spare is not None and spare[0].shape[:3] == shape[:3] and slots <= spare[0].shape[3] <= slots + 64:
+            self._spare = None
             keys, values = spare[0].zero_(), spare[1].zero_()  # as good as new, without page faults
         else:
             keys = torch.zeros(shape, dtype=self.dtype, device=self.device)
