@@ -30,7 +30,7 @@ demo: install  ## run every notebook on the tiny profile, then write reports/sum
 test: install  ## fast unit tests + papermill smoke runs of every notebook
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-test-slow: install  ## reproduction checks on the tiny profile (runs notebooks 00, 01, 04: about an hour)
+test-slow: install  ## reproduction checks on the tiny profile (runs notebooks 00, 01, 04: about 40 minutes)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow
 
 lab: install  ## JupyterLab on 127.0.0.1

@@ -3,9 +3,11 @@
 Sampling step by step, SMC resampling, beam search and incremental PRM scoring all need the same
 thing: append a few tokens to some rows of a batch of partial sequences, read the hidden states of the
 new positions, and reorder or duplicate rows cheaply. ``CachedDecoder`` does this for Llama-family
-decoders (Llama, Qwen2, Qwen3, Mistral: pre-norm blocks with rotary attention). It calls the model's
-own modules (norms, projections, MLP, rotary embedding, LM head), so weights, LoRA adapters and RoPE
-variants are those of the model; only attention over the cache is done here.
+decoders (Llama, Qwen2, Qwen3, Mistral: pre-norm blocks with rotary attention). Plain layers run on
+fused copies of the model's own weights (rebuilt whenever a parameter changes); layers with LoRA
+adapters, per-head norms or other rotary layouts call the model's own modules. Embeddings, rotary
+angles, the final norm and the LM head always come from the model; attention over the cache is done
+here.
 
 Each row has its own length: row ``b`` keeps its keys in slots ``0..length[b]-1`` of a preallocated
 buffer, so rows can be paused, resumed and selected independently, and no padding ever sits inside a

@@ -70,6 +70,7 @@ def stream_key(seed: int, stream: torch.Tensor) -> torch.Tensor:
 
 
 def uniform_at(key: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """`counter_uniform` from a row's `stream_key`."""
     h = _mix64(key ^ position)
     return (_shr(h, 11).double() + 0.5) * 2.0**-53
 
@@ -271,9 +272,9 @@ class Sampler:
         dev = self.device
         budget = gen.tokens.shape[1]
         whole = len(rows) == gen.batch_size
-        # The rows being computed are the first n_work rows of `full`, a view of them is `work`. When rows
-        # finish, live rows are swapped to the front (no row's cache is lost) and the view shrinks; at
-        # the end the rows go back in place.
+        # The rows being computed are the first n_work rows of `full`, a view of them is `work`. When
+        # sampling to the end and enough rows have finished, live rows are swapped to the front and the
+        # view shrinks (finished rows are never computed again).
         full = gen.state if whole else gen.state.select(rows.to(dev))
         if until == "end":  # room for every row's whole budget up front, so the views never have to grow
             full._ensure_slots(int((full.length + (budget - gen.n_generated[rows]).to(dev)).max()))
