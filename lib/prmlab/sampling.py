@@ -172,23 +172,22 @@ class Generation:
         """In place, the same as ``self = self.select(index)``, reusing the cache buffers (see
         ``DecoderState.select_``): cheaper when rows are dropped or duplicated as the batch goes on."""
         index = torch.as_tensor(index, dtype=torch.long)
-        self.stream, self.next_stream = self._streams_for(index)
+        for name, value in self._rows(index).items():
+            setattr(self, name, value)
         self.state = self.state.select_(index.to(self.state.length.device))
-        rows = index.tolist()
-        self.prompt_ids = [self.prompt_ids[r] for r in rows]
-        self.step_ends = [list(self.step_ends[r]) for r in rows]
-        self.next_logits = self.next_logits[index.to(self.next_logits.device)]
-        for name in ("tokens", "logprobs", "n_generated", "finished", "truncated"):
-            setattr(self, name, getattr(self, name)[index])
 
     def select(self, index) -> "Generation":
         """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream."""
         index = torch.as_tensor(index, dtype=torch.long)
+        return Generation(state=self.state.select(index.to(self.state.length.device)), meta=dict(self.meta),
+                          **self._rows(index))
+
+    def _rows(self, index: torch.Tensor) -> dict:
+        """Every per-row field but the cached state, for rows ``index`` (and the streams they get)."""
         stream, next_stream = self._streams_for(index)
-        dev = self.state.length.device
-        return Generation(
-            prompt_ids=[self.prompt_ids[r] for r in index.tolist()],
-            state=self.state.select(index.to(dev)),
+        rows = index.tolist()
+        return dict(
+            prompt_ids=[self.prompt_ids[r] for r in rows],
             next_logits=self.next_logits[index.to(self.next_logits.device)],
             tokens=self.tokens[index],
             logprobs=self.logprobs[index],
@@ -196,9 +195,8 @@ class Generation:
             finished=self.finished[index],
             truncated=self.truncated[index],
             stream=stream,
-            step_ends=[list(self.step_ends[r]) for r in index.tolist()],
+            step_ends=[list(self.step_ends[r]) for r in rows],
             next_stream=next_stream,
-            meta=dict(self.meta),
         )
 
 
