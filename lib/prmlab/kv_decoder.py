@@ -241,7 +241,9 @@ class CachedDecoder:
             qk = torch.view_as_real(qk * rot).view(b, n, nh + nkv, hd).to(h.dtype)
             v = qkv[:, (nh + nkv) * hd :].view(b, n, nkv, hd)
             out = attend(f["index"], qk[:, :, :nh], qk[:, :, nh:], v, 1.0)  # the q weights carry the scale
-            h = torch.addmm(h, out, f["o_t"]) if f["o_bias"] is None else torch.addmm(h, out, f["o_t"]) + f["o_bias"]
+            h = torch.addmm(h, out, f["o_t"])
+            if f["o_bias"] is not None:
+                h = h + f["o_bias"]
             gate, up = F.linear(h * _rms_scale(h, f["eps2"]), f["gate_up"]).chunk(2, dim=-1)
             h = torch.addmm(h, F.silu(gate) * up, f["down_t"])
         return h
@@ -340,10 +342,8 @@ def _fuse_layer(index: int, layer, scale: float, nh: int, nkv: int, hd: int) -> 
     qkv = torch.cat([heads(attn.q_proj.weight, nh, scale), heads(attn.k_proj.weight, nkv), attn.v_proj.weight.detach()])
     bias = None
     if any(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj)):
-        zeros = lambda p: p.weight.new_zeros(p.out_features)  # noqa: E731
-        qb = attn.q_proj.bias if attn.q_proj.bias is not None else zeros(attn.q_proj)
-        kb = attn.k_proj.bias if attn.k_proj.bias is not None else zeros(attn.k_proj)
-        vb = attn.v_proj.bias if attn.v_proj.bias is not None else zeros(attn.v_proj)
+        qb, kb, vb = (p.bias if p.bias is not None else p.weight.new_zeros(p.out_features)
+                      for p in (attn.q_proj, attn.k_proj, attn.v_proj))
         bias = torch.cat([heads(qb, nh, scale), heads(kb, nkv), vb.detach()])
     return {
         "index": index,

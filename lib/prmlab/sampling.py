@@ -149,24 +149,12 @@ class Generation:
         return stream, next_stream
 
     def reorder_(self, index) -> None:
-        """In place, the same as ``self = self.select(index)`` for a same-size ``index``, copying only the
-        rows that change (e.g. after resampling with survivors kept in their slots)."""
+        """In place, the same as ``self = self.select(index)`` for a same-size ``index``; the cache copies
+        only the rows that change (e.g. after resampling with survivors kept in their slots)."""
         index = torch.as_tensor(index, dtype=torch.long)
         if len(index) != self.batch_size:
             raise ValueError(f"reorder_ needs {self.batch_size} indices, got {len(index)}; use select")
-        stream, self.next_stream = self._streams_for(index)
-        rows = (index != torch.arange(len(index))).nonzero()[:, 0]
-        if len(rows):
-            src = index[rows]
-            for name in ("tokens", "logprobs", "n_generated", "finished", "truncated"):
-                t = getattr(self, name)
-                t[rows] = t[src]
-            self.next_logits[rows.to(self.next_logits.device)] = self.next_logits[src.to(self.next_logits.device)]
-            ids, ends = list(self.prompt_ids), [list(e) for e in self.step_ends]
-            for r, s in zip(rows.tolist(), src.tolist()):
-                self.prompt_ids[r], self.step_ends[r] = ids[s], list(ends[s])
-            self.state.reorder_(index.to(self.state.length.device))
-        self.stream = stream
+        self.select_(index)
 
     def select_(self, index) -> None:
         """In place, the same as ``self = self.select(index)``, reusing the cache buffers (see

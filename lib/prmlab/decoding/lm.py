@@ -333,13 +333,10 @@ class RowBatch:
         cached = self.slot[index[kept]]
         slot = np.full(len(index), -1)
         slot[kept] = np.arange(len(kept))
-        reuse = hasattr(self.scorer, "select_")  # move rows within the caches' own buffers
-        in_place = len(cached) == self.gen.batch_size and hasattr(self.scorer, "reorder_")
+        # move rows within the caches' own buffers when the scorer can (only rows that change are copied)
+        reuse = hasattr(self.scorer, "select_")
         if reuse:
             self.gen.select_(torch.as_tensor(cached, dtype=torch.long))
-            gen = self.gen
-        elif in_place:  # same rows stay cached: copy only the slots that change (cheap after resampling)
-            self.gen.reorder_(torch.as_tensor(cached, dtype=torch.long))
             gen = self.gen
         else:
             gen = self.gen.select(torch.as_tensor(cached, dtype=torch.long))
@@ -355,8 +352,6 @@ class RowBatch:
         self.gen, self.slot, self.done_text = gen, slot, done_text
         if reuse:
             self.scorer.select_(self.state, cached)
-        elif in_place:
-            self.scorer.reorder_(self.state, cached)
         else:
             self.state = self.scorer.select(self.state, cached)
         self.problem = self.problem[index]

@@ -233,10 +233,7 @@ class IncrementalScorer:
 
     def reorder_(self, state: ScoringState, index) -> None:
         """In place, the same as ``select`` for a same-size ``index``, copying only rows that change."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        state.decoder_state.reorder_(index.to(self.device))
-        old = state.rewards
-        state.rewards = [list(old[i]) if i != r else old[r] for r, i in enumerate(index.tolist())]
+        self.select_(state, index)
 
     def select_(self, state: ScoringState, index) -> None:
         """In place, the same as ``state = select(state, index)``, reusing the cache buffers."""
