@@ -82,6 +82,7 @@ run = tracking.start_run("99_probe", globals())
 for i in range(20):
     run.log_metrics({"probe/value": x * i}, step=i)
 run.log_dict({"x": x}, "probe.json")
+time.sleep(sleep)
 if fail:
     raise RuntimeError("probe asked to fail")
 run.finish()
@@ -96,7 +97,7 @@ def probe_root(tmp_path, monkeypatch):
     (root / "lib" / "prmlab").mkdir(parents=True)
     (root / "pyproject.toml").write_text("[project]\nname = 'prmlab'\n")
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("profile = \"tiny\"  # parameter set\nseed = 0  # seed\nx = 1.0  # a value\nfail = False  # raise at the end\n")
+    params = nbformat.v4.new_code_cell("profile = \"tiny\"  # parameter set\nseed = 0  # seed\nx = 1.0  # a value\nfail = False  # raise at the end\nsleep = 0.0  # seconds to wait before the end\n")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(PROBE)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -128,3 +129,33 @@ def test_sweep_reports_failures(mlflow_store, probe_root):
     assert "1 finished, 1 failed" in res.stdout
     runs = tracking.client().search_runs([tracking.client().get_experiment_by_name("99_probe").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+
+
+def test_a_terminated_run_ends_killed_with_its_partial_notebook(mlflow_store, probe_root, tmp_path):
+    """SIGTERM (a scheduler's timeout, a closed terminal) must not leave the run RUNNING."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "run", "99", "-p", "sleep", "120"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    c = tracking.client()
+    deadline = time.time() + 300
+    run = None
+    while time.time() < deadline:  # wait until the kernel is inside the notebook's sleep
+        exp = c.get_experiment_by_name("99_probe")
+        runs = c.search_runs([exp.experiment_id]) if exp else []
+        if runs and len(c.get_metric_history(runs[0].info.run_id, "probe/value")) == 20:
+            run = runs[0]
+            break
+        time.sleep(0.5)
+    assert run is not None, "the probe notebook never started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out + err
+    assert "KILLED" in err and f"run_id: {run.info.run_id}" in out
+    r = c.get_run(run.info.run_id)
+    assert r.info.status == "KILLED"
+    assert "SIGTERM" in r.data.tags["prmlab.error"]
+    local = c.download_artifacts(run.info.run_id, "notebook", str(tmp_path / "dl"))
+    nb = nbformat.read(next(Path(local).glob("*.ipynb")), as_version=4)
+    assert "run = tracking.start_run" in "".join(cell.source for cell in nb.cells)

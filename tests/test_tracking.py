@@ -70,3 +70,50 @@ def test_unfinished_or_other_profile_runs_are_not_used(mlflow_store, tiny_policy
     assert tracking.latest_run("00_policy_sft", "tiny").info.run_id == run.id
     with pytest.raises(tracking.NoRunError):
         tracking.latest_run("00_policy_sft", "smoke")
+
+
+def test_an_unfinished_interactive_run_ends_killed_when_superseded(mlflow_store):
+    first = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 0})
+    second = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 0})  # re-run from the top
+    c = tracking.client()
+    assert c.get_run(first.id).info.status == "KILLED"
+    assert "superseded" in c.get_run(first.id).data.tags["prmlab.error"]
+    assert c.get_run(second.id).info.status == "RUNNING"
+    second.finish()
+    tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 1}).finish()
+    assert c.get_run(second.id).info.status == "FINISHED"  # a finished run is never touched again
+
+
+@pytest.mark.parametrize("finish", [False, True])
+def test_a_kernel_that_exits_ends_its_unfinished_run_killed(mlflow_store, finish):
+    code = ("from prmlab import tracking\n"
+            "run = tracking.start_run('00_policy_sft', params={'profile': 'tiny', 'seed': 0})\n"
+            f"{'run.finish()' if finish else 'pass'}\n"
+            "print(run.id)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = tracking.client().get_run(out.stdout.strip().splitlines()[-1])
+    assert r.info.status == ("FINISHED" if finish else "KILLED")
+    assert ("prmlab.error" in r.data.tags) == (not finish)
+
+
+def test_shutting_down_a_jupyter_kernel_ends_its_unfinished_run_killed(mlflow_store):
+    """What JupyterLab's "Restart kernel" / "Shut down kernel" does: a shutdown request to the kernel."""
+    from jupyter_client.manager import start_new_kernel
+
+    outputs = []
+    km, kc = start_new_kernel(kernel_name="python3", env={**os.environ})
+    try:
+        reply = kc.execute_interactive(
+            "from prmlab import tracking\n"
+            "run = tracking.start_run('00_policy_sft', params={'profile': 'tiny', 'seed': 0})\n"
+            "print(run.id)", timeout=120, output_hook=lambda msg: outputs.append(msg))
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)  # graceful, as the Jupyter server does first
+    printed = "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+    run_id = printed.strip().splitlines()[-1]
+    r = tracking.client().get_run(run_id)
+    assert r.info.status == "KILLED"
+    assert "exited" in r.data.tags["prmlab.error"]

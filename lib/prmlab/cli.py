@@ -34,6 +34,13 @@ def cmd_run(args) -> int:
         print(f"FAILED: {e}", file=sys.stderr)
         print(f"run_id: {e.run_id}\nnotebook: {e.output}")
         return 1
+    except KeyboardInterrupt as e:
+        run_id = getattr(e, "run_id", None)
+        if run_id is None:
+            raise
+        print(f"KILLED: {plan.notebook.name} interrupted ({e or 'Ctrl-C'})", file=sys.stderr)
+        print(f"run_id: {run_id}\nnotebook: {e.output}")
+        return 143 if isinstance(e, runner.Terminated) else 130
     print(f"finished in {time.perf_counter() - t0:.0f} s")
     print(f"run_id: {run_id}\nnotebook: {output}\ntracking: {tracking.tracking_uri()}")
     return 0

@@ -2,19 +2,48 @@
 
 The runner creates the run before the kernel starts (so a crash still leaves a record), passes its
 id to the kernel in ``$PRMLAB_RUN_ID``, writes the executed notebook to ``runs/notebooks/`` and
-attaches it to the run, then marks the run FINISHED, or FAILED if a cell raised.
+attaches it to the run, then marks the run FINISHED, or FAILED if a cell raised. Interrupted (Ctrl-C,
+or SIGTERM/SIGHUP from a scheduler, a timeout or a closed terminal) it marks the run KILLED, again with
+the partial notebook attached, so no run is left RUNNING by a runner that stopped.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import tracking
 from .paths import notebooks_dir, runs_dir
 from .profiles import PROFILES, overlay
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while a notebook ran (handled like Ctrl-C: the run ends KILLED)."""
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """Turn SIGTERM and SIGHUP into ``Terminated`` for the duration (main thread only: Python delivers
+    signals there), so the cleanup below runs instead of the process dying mid-run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated(f"received {signal.Signals(signum).name}")
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.signal(getattr(signal, n), raise_terminated) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), handler)
 
 
 class RunFailed(RuntimeError):
@@ -136,21 +165,23 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
     previous = os.environ.get(tracking.RUN_ID_ENV)
     os.environ[tracking.RUN_ID_ENV] = run_id  # the kernel inherits it and logs into this run
     try:
-        papermill.execute_notebook(
-            str(p.notebook),
-            str(output),
-            parameters=p.parameters,
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=log_output,
-            cwd=str(p.notebook.parent),  # as in JupyterLab: the kernel starts in the notebook's folder
-        )
+        with _signals_interrupt():
+            papermill.execute_notebook(
+                str(p.notebook),
+                str(output),
+                parameters=p.parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=log_output,
+                cwd=str(p.notebook.parent),  # as in JupyterLab: the kernel starts in the notebook's folder
+            )
     except BaseException as e:
         if output.exists():
             run.log_artifact(output, "notebook")
         run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
         run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         if isinstance(e, KeyboardInterrupt):
+            e.run_id, e.output = run_id, output  # for the caller's message
             raise
         raise RunFailed(f"{p.name} failed: {_short_error(e)} (run {run_id}, partial notebook {output})", run_id, output) from e
     finally:

@@ -8,11 +8,14 @@ database file, so a temporary store (tests) keeps its artifacts with it.
 A notebook calls ``start_run(notebook, globals())`` after its parameters cell. Executed by
 ``prmlab run`` (papermill), the run was already created by the runner (``$PRMLAB_RUN_ID``), which
 attaches the executed notebook and sets the final status (FINISHED, or FAILED with the partial
-notebook). Run interactively in JupyterLab, ``start_run`` creates the run and ``Run.finish()`` ends it.
+notebook). Run interactively in JupyterLab, ``start_run`` creates the run and ``Run.finish()`` ends it;
+a run the kernel never finished ends KILLED when the kernel exits (shut down or restarted) or when the
+notebook calls ``start_run`` again (it was re-run from the top), so abandoned runs do not stay RUNNING.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -180,6 +183,24 @@ class Run:
         """End the run. Under ``prmlab run`` the runner ends it after attaching the notebook."""
         if not self.managed:
             _retry(lambda: self.client.set_terminated(self.id, status))
+            _unfinished.pop(self.id, None)
+
+
+# Runs this process created with start_run and has not finished (interactive notebooks only).
+_unfinished: dict[str, Run] = {}
+
+
+def _end_unfinished(reason: str) -> None:
+    """End every run this process started and never finished as KILLED, saying why in a tag."""
+    for run in list(_unfinished.values()):
+        try:
+            run.set_tags({f"{TAG_PREFIX}error": reason})
+            run.finish("KILLED")
+        except Exception:  # noqa: BLE001 - best effort: the store may be gone at exit
+            _unfinished.pop(run.id, None)
+
+
+atexit.register(_end_unfinished, "the process exited before run.finish()")
 
 
 def start_run(notebook: str, namespace: dict | None = None, params: dict | None = None) -> Run:
@@ -198,7 +219,9 @@ def start_run(notebook: str, namespace: dict | None = None, params: dict | None 
     if run_id:
         run = Run(run_id, managed=True)
     else:
+        _end_unfinished("superseded: start_run was called again before run.finish()")
         run = Run(create_run(notebook, str(params.get("profile", "tiny")), params.get("seed", 0)))
+        _unfinished[run.id] = run
     run.log_params(params)
     return run
 
