@@ -131,31 +131,53 @@ def test_sweep_reports_failures(mlflow_store, probe_root):
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
 
 
-def test_a_terminated_run_ends_killed_with_its_partial_notebook(mlflow_store, probe_root, tmp_path):
-    """SIGTERM (a scheduler's timeout, a closed terminal) must not leave the run RUNNING."""
-    import signal
+def _sleeping_probe_runs(n: int, timeout: float = 300) -> list:
+    """Wait until ``n`` runs of the probe notebook are inside its final sleep; return them."""
     import time
+
+    c = tracking.client()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        exp = c.get_experiment_by_name("99_probe")
+        runs = c.search_runs([exp.experiment_id]) if exp else []
+        sleeping = [r for r in runs if len(c.get_metric_history(r.info.run_id, "probe/value")) == 20]
+        if len(sleeping) >= n:
+            return sleeping
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {n} probe runs started")
+
+
+@pytest.mark.parametrize("signame, code, error", [("SIGTERM", 143, "SIGTERM"), ("SIGINT", 130, "KeyboardInterrupt")])
+def test_an_interrupted_run_ends_killed_with_its_partial_notebook(mlflow_store, probe_root, tmp_path, signame, code, error):
+    """Ctrl-C, or SIGTERM (a scheduler's time limit, a closed terminal), must not leave the run RUNNING."""
+    import signal
 
     proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "run", "99", "-p", "sleep", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    [run] = _sleeping_probe_runs(1)
     c = tracking.client()
-    deadline = time.time() + 300
-    run = None
-    while time.time() < deadline:  # wait until the kernel is inside the notebook's sleep
-        exp = c.get_experiment_by_name("99_probe")
-        runs = c.search_runs([exp.experiment_id]) if exp else []
-        if runs and len(c.get_metric_history(runs[0].info.run_id, "probe/value")) == 20:
-            run = runs[0]
-            break
-        time.sleep(0.5)
-    assert run is not None, "the probe notebook never started"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, out + err
+    assert proc.returncode == code, out + err
     assert "KILLED" in err and f"run_id: {run.info.run_id}" in out
     r = c.get_run(run.info.run_id)
     assert r.info.status == "KILLED"
-    assert "SIGTERM" in r.data.tags["prmlab.error"]
+    assert error in r.data.tags["prmlab.error"]
     local = c.download_artifacts(run.info.run_id, "notebook", str(tmp_path / "dl"))
     nb = nbformat.read(next(Path(local).glob("*.ipynb")), as_version=4)
     assert "run = tracking.start_run" in "".join(cell.source for cell in nb.cells)
+
+
+def test_a_terminated_sweep_stops_its_runs_and_starts_no_more(mlflow_store, probe_root):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "sweep", "99", "-g", "x=1,2,3", "-p", "sleep", "120",
+                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _sleeping_probe_runs(2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out + err
+    assert "interrupted" in err and out.count("KILLED") == 2
+    c = tracking.client()
+    runs = c.search_runs([c.get_experiment_by_name("99_probe").experiment_id])
+    assert [r.info.status for r in runs] == ["KILLED", "KILLED"]  # the third grid point never started

@@ -73,23 +73,45 @@ def cmd_sweep(args) -> int:
     tracking.experiment_id(base.name)  # create store and experiment once, before runs race for them
     print(f"sweep {sweep_id}: {len(grid)} runs of {base.notebook.name}, {args.jobs} at a time", flush=True)
 
+    running: set[subprocess.Popen] = set()
+    stopping = False
+
     def one(g: dict):
+        if stopping:
+            return "SKIPPED"
         cmd = [sys.executable, "-m", "prmlab.cli", "run", str(base.notebook), "--profile", args.profile,
                "--tag", f"{tracking.TAG_PREFIX}sweep={sweep_id}"]
         for name, value in list(args.param) + list(g.items()):
             cmd += ["-p", name, str(value)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        run_id = next((ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("run_id: ")), "?")
-        status = "FINISHED" if proc.returncode == 0 else "FAILED"
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        running.add(proc)
+        try:
+            out, err = proc.communicate()
+        finally:
+            running.discard(proc)
+        run_id = next((ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("run_id: ")), "?")
+        status = "FINISHED" if proc.returncode == 0 else "KILLED" if proc.returncode in (130, 143) else "FAILED"
         line = f"{status:8s} {run_id}  " + " ".join(f"{k}={v}" for k, v in g.items())
         print(line, flush=True)
-        if proc.returncode != 0:
-            print(proc.stderr.strip()[-2000:], file=sys.stderr)
+        if status == "FAILED":
+            print(err.strip()[-2000:], file=sys.stderr)
         return status
 
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        statuses = list(pool.map(one, grid))
-    failed = statuses.count("FAILED")
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+    try:
+        with runner.signals_interrupt():
+            statuses = list(pool.map(one, grid))
+    except KeyboardInterrupt as e:
+        # stop the runs in flight (each ends its MLflow run KILLED) and start no more
+        stopping = True
+        for proc in list(running):
+            proc.terminate()
+        pool.shutdown(wait=True)
+        print(f"sweep {sweep_id}: interrupted ({e or 'Ctrl-C'}); runs in flight were stopped and marked KILLED",
+              file=sys.stderr)
+        return 143 if isinstance(e, runner.Terminated) else 130
+    pool.shutdown()
+    failed = statuses.count("FAILED") + statuses.count("KILLED")
     print(f"sweep {sweep_id}: {len(grid) - failed} finished, {failed} failed (tag {tracking.TAG_PREFIX}sweep={sweep_id})")
     return 1 if failed else 0
 

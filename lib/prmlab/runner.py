@@ -27,18 +27,24 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _signals_interrupt():
-    """Turn SIGTERM and SIGHUP into ``Terminated`` for the duration (main thread only: Python delivers
-    signals there), so the cleanup below runs instead of the process dying mid-run."""
+def signals_interrupt():
+    """For the duration: Ctrl-C raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise ``Terminated``,
+    once; later signals are ignored until the block ends, so the cleanup that follows the first one
+    (ending the MLflow run) is not cut short by a second (a sweep stopping its runs, a repeated Ctrl-C).
+    Main thread only: Python delivers signals there."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
 
-    def raise_terminated(signum, frame):
+    def interrupt(signum, frame):
+        for n in names:
+            signal.signal(getattr(signal, n), signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Terminated(f"received {signal.Signals(signum).name}")
 
-    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    previous = {n: signal.signal(getattr(signal, n), raise_terminated) for n in names}
+    previous = {n: signal.signal(getattr(signal, n), interrupt) for n in names}
     try:
         yield
     finally:
@@ -164,8 +170,8 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
     run = tracking.Run(run_id)
     previous = os.environ.get(tracking.RUN_ID_ENV)
     os.environ[tracking.RUN_ID_ENV] = run_id  # the kernel inherits it and logs into this run
-    try:
-        with _signals_interrupt():
+    with signals_interrupt():  # the cleanup below runs inside it too: a second signal cannot cut it short
+        try:
             papermill.execute_notebook(
                 str(p.notebook),
                 str(output),
@@ -175,22 +181,22 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
                 log_output=log_output,
                 cwd=str(p.notebook.parent),  # as in JupyterLab: the kernel starts in the notebook's folder
             )
-    except BaseException as e:
-        if output.exists():
-            run.log_artifact(output, "notebook")
-        run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
-        run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-        if isinstance(e, KeyboardInterrupt):
-            e.run_id, e.output = run_id, output  # for the caller's message
-            raise
-        raise RunFailed(f"{p.name} failed: {_short_error(e)} (run {run_id}, partial notebook {output})", run_id, output) from e
-    finally:
-        if previous is None:
-            os.environ.pop(tracking.RUN_ID_ENV, None)
-        else:
-            os.environ[tracking.RUN_ID_ENV] = previous
-    run.log_artifact(output, "notebook")
-    run.finish("FINISHED")
+        except BaseException as e:
+            if output.exists():
+                run.log_artifact(output, "notebook")
+            run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
+            run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            if isinstance(e, KeyboardInterrupt):
+                e.run_id, e.output = run_id, output  # for the caller's message
+                raise
+            raise RunFailed(f"{p.name} failed: {_short_error(e)} (run {run_id}, partial notebook {output})", run_id, output) from e
+        finally:
+            if previous is None:
+                os.environ.pop(tracking.RUN_ID_ENV, None)
+            else:
+                os.environ[tracking.RUN_ID_ENV] = previous
+        run.log_artifact(output, "notebook")
+        run.finish("FINISHED")
     return run_id, output
 
 
