@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -75,16 +76,18 @@ def cmd_sweep(args) -> int:
 
     running: set[subprocess.Popen] = set()
     stopping = False
+    lock = threading.Lock()  # no run starts once the sweep is stopping
 
     def one(g: dict):
-        if stopping:
-            return "SKIPPED"
         cmd = [sys.executable, "-m", "prmlab.cli", "run", str(base.notebook), "--profile", args.profile,
                "--tag", f"{tracking.TAG_PREFIX}sweep={sweep_id}"]
         for name, value in list(args.param) + list(g.items()):
             cmd += ["-p", name, str(value)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        running.add(proc)
+        with lock:
+            if stopping:
+                return "SKIPPED"
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            running.add(proc)
         try:
             out, err = proc.communicate()
         finally:
@@ -103,10 +106,11 @@ def cmd_sweep(args) -> int:
             statuses = list(pool.map(one, grid))
     except KeyboardInterrupt as e:
         # stop the runs in flight (each ends its MLflow run KILLED) and start no more
-        stopping = True
-        for proc in list(running):
-            proc.terminate()
-        pool.shutdown(wait=True)
+        with lock:
+            stopping = True
+            for proc in running:
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
         print(f"sweep {sweep_id}: interrupted ({e or 'Ctrl-C'}); runs in flight were stopped and marked KILLED",
               file=sys.stderr)
         return 143 if isinstance(e, runner.Terminated) else 130
