@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from prmlab.sft import SFTConfig, encode_batch, length_grouped_batches, lr_at, train_sft, training_example
+from prmlab.sft import SFTConfig, encode_batch, lr_at, train_sft, training_example
 from prmlab.tasks.arith import ArithTask, judge
 
 
@@ -29,31 +29,6 @@ def test_training_examples_carry_mistakes_at_the_requested_rate():
         assert prompt == p.prompt
         flawed += judge(p, solution).first_error >= 0
     assert abs(flawed / 2000 - 0.3) < 0.03
-
-
-def test_length_grouped_batches_cut_sorted_pools_of_uniform_draws(char_tokenizer):
-    task = ArithTask(n_train=500, n_eval=5, seed=0)
-    size, group = 8, 4
-    it = length_grouped_batches(task.train, SFTConfig(batch_size=size, length_group=group, mistake_rate=0.3), random.Random(1))
-    length = lambda pair: len(pair[0]) + len(pair[1])  # noqa: E731
-    by_prompt = {p.prompt: p for p in task.train}
-    flawed = n = 0
-    for _ in range(50):  # 50 pools
-        pool = [next(it) for _ in range(group)]
-        assert all(len(b) == size for b in pool)
-        # the batches of one pool are consecutive slices of its examples sorted by length
-        spans = sorted((min(map(length, b)), max(map(length, b))) for b in pool)
-        assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:])), spans
-        for prompt, solution in (pair for b in pool for pair in b):
-            flawed += judge(by_prompt[prompt], solution).first_error >= 0
-            n += 1
-    assert abs(flawed / n - 0.3) < 0.04  # still uniform draws: the mistake rate is unchanged
-
-    def real_share(g):  # share of a batch's tokens that are not padding
-        it = length_grouped_batches(task.train, SFTConfig(batch_size=32, length_group=g), random.Random(0))
-        masks = [encode_batch(char_tokenizer, next(it))[1] for _ in range(64)]
-        return sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
-    assert real_share(16) > 0.93 and real_share(1) < 0.8  # grouping is what keeps padding low
 
 
 def test_encode_batch_learns_solution_and_eos_only(char_tokenizer):

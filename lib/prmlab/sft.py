@@ -34,7 +34,6 @@ class SFTConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     mistake_rate: float = 0.2  # share of training solutions with one injected mistake
-    length_group: int = 16  # batches drawn at once and cut by length (1: no grouping), see length_grouped_batches
     seed: int = 0
 
 
@@ -44,23 +43,6 @@ def training_example(problem: Problem, rng: random.Random, mistake_rate: float) 
         text, _ = solution_with_mistake(problem, rng, rng.choice(INJECTABLE_KINDS))
         return problem.prompt, text
     return problem.prompt, problem.reference_solution()
-
-
-def length_grouped_batches(problems: list[Problem], cfg: SFTConfig, rng: random.Random):
-    """Endless batches of (prompt, solution) pairs of similar length.
-
-    A batch is right-padded to its longest sequence, and compute grows with the padded size. So
-    ``cfg.length_group`` batches' worth of random examples are drawn at once, sorted by length (in
-    characters, a proxy for tokens), cut into batches and served in random order: every example is
-    still a uniform draw, and a batch wastes almost nothing on padding (about 4% of the tokens with 16
-    batches at a time, against 16% for batches that each drew problems with one number of operations)."""
-    size = cfg.batch_size
-    while True:
-        pool = [training_example(rng.choice(problems), rng, cfg.mistake_rate) for _ in range(size * cfg.length_group)]
-        pool.sort(key=lambda pair: len(pair[0]) + len(pair[1]))
-        chunks = [pool[i : i + size] for i in range(0, len(pool), size)]
-        rng.shuffle(chunks)
-        yield from chunks
 
 
 def encode_batch(tokenizer, pairs: list[tuple[str, str]], device="cpu"):
@@ -120,12 +102,19 @@ def train_sft(model, tokenizer, problems: list[Problem], cfg: SFTConfig, log=Non
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     model.train()
-    batches = length_grouped_batches(problems, cfg, rng)
+    # Batches of problems with the same number of operations waste little compute on padding.
+    buckets: dict[int, list[Problem]] = {}
+    for p in problems:
+        buckets.setdefault(len(p.ops), []).append(p)
+    sizes = sorted(buckets)
+    weights = [len(buckets[k]) for k in sizes]
     history = []
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc="sft", disable=not progress)
     for step in bar:
-        ids, mask, labels = encode_batch(tokenizer, next(batches), device)
+        bucket = buckets[rng.choices(sizes, weights)[0]]
+        pairs = [training_example(rng.choice(bucket), rng, cfg.mistake_rate) for _ in range(cfg.batch_size)]
+        ids, mask, labels = encode_batch(tokenizer, pairs, device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.decay_fraction)
         loss = lm_loss(model, ids, mask, labels)
