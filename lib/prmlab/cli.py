@@ -91,7 +91,8 @@ def cmd_sweep(args) -> int:
         try:
             out, err = proc.communicate()
         finally:
-            running.discard(proc)
+            with lock:  # the stopping sweep iterates over running under the same lock
+                running.discard(proc)
         run_id = next((ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("run_id: ")), "?")
         status = "FINISHED" if proc.returncode == 0 else "KILLED" if proc.returncode in (130, 143) else "FAILED"
         line = f"{status:8s} {run_id}  " + " ".join(f"{k}={v}" for k, v in g.items())
