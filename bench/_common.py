@@ -15,11 +15,11 @@ def bench_policy(sft_steps: int = 300):
     """The tiny policy to benchmark: the latest finished tiny run of notebook 00 if there is one,
     else a freshly built tiny policy given a short SFT so that it writes well-formed, EOS-terminated
     solutions (timings of a random policy would measure the wrong lengths)."""
-    from prmlab import models, sft, tracking
+    from prmlab import artifacts, models, sft, tracking
     from prmlab.tasks.arith import ArithTask
 
     try:
-        model, tok, run = tracking.load_model("00_policy_sft", "policy", profile="tiny", device="cpu")
+        model, tok, run = artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="tiny", device="cpu")
         return model.eval(), tok, f"00_policy_sft run {run.info.run_id[:8]}"
     except tracking.NoRunError:
         pass

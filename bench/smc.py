@@ -2,8 +2,8 @@
 
 Three ways to spend N samples per problem on the tiny policy and a PRM built from it:
 
-(a) ``smc``: SMC as in `prmlab.decoding.lm.smc_decode`: generation step by step with the KV-cached
-    sampler, incremental PRM scoring of each new step (`IncrementalScorer`), resampling by reordering
+(a) ``smc``: SMC as in `prmlab.decoding.particle_filter.smc_decode`: generation step by step with the KV-cached
+    sampler, incremental PRM scoring of each new step (`CachedPRMScorer`), resampling by reordering
     both caches (Puri et al.'s setting: "current" weights softmax(logit(r)), multinomial resampling
     before every step);
 (b) ``best_of_n``: plain batched sampling of N solutions, then one PRM forward per finished solution
@@ -31,13 +31,14 @@ import statistics
 
 import torch
 
-from prmlab.decoding.lm import RescoringScorer, smc_decode
+from prmlab.decoding.particle_filter import smc_decode
 from prmlab.decoding.search import sample_pool
 from prmlab.decoding.smc import SMCConfig
 from prmlab.paths import runs_dir
-from prmlab.prm.model import IncrementalScorer, ProcessRewardModel
+from prmlab.prm.model import CachedPRMScorer, ProcessRewardModel
+from prmlab.prm.scorer import RescoringScorer
 from prmlab.sampling import Sampler, SamplingConfig
-from prmlab.tasks.arith import ArithTask
+from prmlab.tasks.arith import ArithTask, final_answer
 
 
 class RecomputeSampler:
@@ -83,16 +84,17 @@ def main():
     prm = ProcessRewardModel.from_policy(policy, tok).eval()
     torch.manual_seed(0)
     torch.nn.init.normal_(prm.head.weight, std=0.5)  # an untrained head that still varies
-    incremental = IncrementalScorer(prm)
+    incremental = CachedPRMScorer(prm)
     sampler = Sampler(policy, tok, SamplingConfig(max_new_tokens=args.max_new_tokens, seed=0))
     prompts = [p.prompt for p in ArithTask(n_train=0, n_eval=args.problems).eval]
     config = SMCConfig(n_particles=args.n, weighting="current", resampling="multinomial", ess_threshold=1.0,
                        max_steps=args.max_new_tokens, seed=0)
 
     methods = {
-        "smc": lambda: smc_decode(sampler, incremental, prompts, config).budget,
+        "smc": lambda: smc_decode(sampler, incremental, prompts, config, answer_fn=final_answer).budget,
         "best_of_n": lambda: sample_pool(sampler, prm, prompts, args.n).budget,
-        "recompute": lambda: smc_decode(RecomputeSampler(sampler), RescoringScorer(prm), prompts, config).budget,
+        "recompute": lambda: smc_decode(RecomputeSampler(sampler), RescoringScorer(prm), prompts, config,
+                                        answer_fn=final_answer).budget,
     }
     methods["smc"](), methods["best_of_n"]()  # warm-up (allocator, lazy init, fused weights)
     runs = {k: [] for k in methods}

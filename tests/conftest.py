@@ -88,3 +88,28 @@ def trained_policy(char_tokenizer, easy_task):
     train_sft(model, char_tokenizer, easy_task.train, SFTConfig(steps=800, batch_size=32, lr=5e-3, mistake_rate=0.3),
               progress=False)
     return model.eval()
+
+
+def run_in_one_and_two_processes(tmp_path, script_text: str, timeout: int = 180) -> tuple[dict, dict, dict]:
+    """Run ``script_text`` (which writes ``<argv[1]>.<process index>.json``) once as a plain process and
+    once under ``accelerate launch`` with 2 CPU processes (gloo); returns the single run's JSON and the two
+    ranks' JSONs."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(script_text)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "HF_HOME": str(tmp_path / "hf")}  # no user accelerate config file gets in the way
+    subprocess.run([sys.executable, str(script), str(tmp_path / "single")], env=env, check=True, timeout=timeout)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--num_cpu_threads_per_process", "1", "--main_process_port", str(port)]
+    subprocess.run(launch + [str(script), str(tmp_path / "multi")], env=env, check=True, timeout=timeout)
+    read = lambda name: json.loads((tmp_path / name).read_text())  # noqa: E731
+    return read("single.0.json"), read("multi.0.json"), read("multi.1.json")

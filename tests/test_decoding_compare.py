@@ -5,11 +5,11 @@ import math
 import pytest
 
 from prmlab.decoding.compare import budget_to_reach, compare_methods, subpool, summarize
-from prmlab.decoding.oracle_scorer import OracleScorer
 from prmlab.decoding.search import sample_pool
 from prmlab.decoding.smc import SMCConfig
+from prmlab.prm.oracle import OracleScorer
 from prmlab.sampling import Sampler, SamplingConfig
-from prmlab.tasks.arith import ArithTask
+from prmlab.tasks.arith import ArithTask, final_answer
 
 
 def test_budget_to_reach_interpolates_in_log_budget():
@@ -51,7 +51,7 @@ def test_compare_methods_runs_every_method_at_equal_budget(setup):
     task, prompts, scorer, make = setup
     refs = [p.answer for p in task.eval]
     seen = []
-    rows = compare_methods(make, scorer, prompts, refs, ns=[1, 2], seeds=[0, 1], m=2,
+    rows = compare_methods(make, scorer, prompts, refs, ns=[1, 2], seeds=[0, 1], m=2, answer_fn=final_answer,
                            smc_config=SMCConfig(weighting="current", max_steps=8), on_result=lambda r, res: seen.append(res))
     assert {(r["method"], r["n"]) for r in rows} == {(m, n) for m in ("smc", "best_of_n", "weighted_majority", "majority")
                                                      for n in (1, 2)} | {("beam_search", 2), ("dvts", 2)}
@@ -60,16 +60,17 @@ def test_compare_methods_runs_every_method_at_equal_budget(setup):
         assert 0 <= r["accuracy"] <= 1 and r["tokens"] > 0 and r["wall_time"] >= 0
         if r["method"] in ("best_of_n", "smc"):
             assert r["solutions"] == r["n"] * len(prompts)
-    with pytest.raises(ValueError, match="valid"):
-        compare_methods(make, scorer, prompts, refs, [1], [0], methods=("smc", "magic"))
+    with pytest.raises(ValueError, match="unknown method 'magic'; valid choices: smc, beam_search"):
+        compare_methods(make, scorer, prompts, refs, [1], [0], methods=("smc", "magic"), answer_fn=final_answer)
 
 
 def test_genealogy_figure_marks_surviving_lineages(setup):
-    from prmlab.decoding.lm import smc_decode
+    from prmlab.decoding.particle_filter import smc_decode
     from prmlab.viz import genealogy_figure
 
     task, prompts, scorer, make = setup
-    res = smc_decode(make(0), scorer, prompts[:1], SMCConfig(n_particles=4, weighting="current", max_steps=6))
+    res = smc_decode(make(0), scorer, prompts[:1], SMCConfig(n_particles=4, weighting="current", max_steps=6),
+                     answer_fn=final_answer)
     fig = genealogy_figure(res.problems[0].smc)
     names = [t.name for t in fig.data]
     assert names == ["lineage that died out", "lineage of a final particle", "particle"]

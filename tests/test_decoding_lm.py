@@ -10,30 +10,30 @@ import numpy as np
 import pytest
 import torch
 
-from prmlab.decoding.lm import (
-    RescoringScorer,
-    RowBatch,
-    choose,
-    fresh_stream,
-    problem_rngs,
-    smc_decode,
-    step_log_potentials,
-)
-from prmlab.decoding.oracle_scorer import OracleScorer
+from prmlab.decoding.particle_filter import problem_rngs, smc_decode, step_log_potentials
+from prmlab.decoding.potentials import log_potential
+from prmlab.decoding.results import choose
+from prmlab.decoding.rows import RowBatch, fresh_stream
 from prmlab.decoding.search import beam_search, best_of_n, dvts, majority, sample_pool, weighted_majority
 from prmlab.decoding.smc import SMCConfig, SMCModel, lineage, run_smc
+from prmlab.prm.oracle import OracleScorer
+from prmlab.prm.scorer import RescoringScorer
 from prmlab.sampling import Sampler, SamplingConfig, sample
-from prmlab.tasks.arith import ArithTask, solution_with_mistake
+from prmlab.tasks.arith import ArithTask, final_answer, solution_with_mistake
 
 PROMPTS = ["Q: 1 +2\n", "Q: 17 *3 -5\n", "Q: 4 -1 *2 +9\n"]
 
 
 class HashScorer:
-    """A toy PRM for a random policy: a fixed pseudo-random reward in (0, 1) per (prompt, prefix)."""
+    """A toy PRM for a random policy: a fixed pseudo-random reward in (0, 1) per (prompt, prefix); a
+    character counts as a token."""
 
     def score(self, prompts, steps):
         return [np.array([(zlib.crc32((p + "\n".join(s[: k + 1])).encode()) % 997 + 0.5) / 997
                           for k in range(len(s))]) for p, s in zip(prompts, steps)]
+
+    def count_tokens(self, prompt, steps):
+        return len(prompt) + sum(len(s) + 1 for s in steps)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,8 @@ def test_oracle_scorer_labels_prefixes_and_is_incremental(task):
     joined = ["\n".join(bad[: k + 1]) for k in range(len(bad))]  # a whole prefix read as one step
     assert [scorer.score([problem.prompt], [[j]])[0][0] for j in joined] == [0.9] * pos + [0.1] * (len(bad) - pos)
     state = scorer.select(scorer.start([problem.prompt]), [0, 0])
-    for a, b in zip(good, bad):
-        scorer.append(state, [a, b])
-    assert state.rewards == [[0.9] * len(good), [0.9] * pos + [0.1] * (len(bad) - pos)]
+    rewards = np.array([scorer.append(state, [a, b]) for a, b in zip(good, bad)]).T
+    assert rewards.tolist() == [[0.9] * len(good), [0.9] * pos + [0.1] * (len(bad) - pos)]
     assert state.tokens_scored == len(problem.prompt) + sum(len(s) + 1 for s in good + bad)
     with pytest.raises(KeyError, match="no problem"):
         scorer.start(["Q: 1 +1\n"])
@@ -97,7 +96,8 @@ def core_model(sampler, scorer, prompt, problem_id, config, aggregation, potenti
 def test_batched_smc_equals_core_per_problem(tiny_sampler, weighting, scheme, threshold, potential):
     config = SMCConfig(n_particles=5, weighting=weighting, resampling=scheme, ess_threshold=threshold,
                        temperature=0.5, max_steps=12, seed=4)
-    out = smc_decode(tiny_sampler, HashScorer(), PROMPTS, config, aggregation="min", potential=potential)
+    out = smc_decode(tiny_sampler, HashScorer(), PROMPTS, config, aggregation="min", potential=potential,
+                     answer_fn=final_answer)
     assert [out.params[k] for k in ("resampling", "ess_threshold", "weighting")] == [scheme, threshold, weighting]
     rngs = problem_rngs(config.seed, len(PROMPTS))
     resampled_somewhere = False
@@ -151,7 +151,8 @@ def test_no_resampling_is_independent_sampling_and_budgets_add_up(tiny_sampler, 
     n, prompts = 4, [p.prompt for p in task.eval[:3]]
     scorer = OracleScorer(task, task.eval[:3])  # counts a character as a token
     pool = sample_pool(tiny_sampler, scorer, prompts, n)
-    out = smc_decode(tiny_sampler, scorer, prompts, SMCConfig(n_particles=n, ess_threshold=0.0, weighting="current"))
+    out = smc_decode(tiny_sampler, scorer, prompts, SMCConfig(n_particles=n, ess_threshold=0.0, weighting="current"),
+                     answer_fn=final_answer)
     assert [p.texts for p in out.problems] == pool.texts
     assert all(not h.resampled for p in out.problems for h in p.smc.history)
     # every generated token is counted once; PRM tokens: prompts once per problem vs once per solution
@@ -164,7 +165,7 @@ def test_no_resampling_is_independent_sampling_and_budgets_add_up(tiny_sampler, 
 def test_infinite_temperature_removes_selection_pressure(tiny_sampler):
     n = 4
     config = SMCConfig(n_particles=n, temperature=1e12, weighting="current", resampling="systematic")
-    out = smc_decode(tiny_sampler, HashScorer(), PROMPTS, config)
+    out = smc_decode(tiny_sampler, HashScorer(), PROMPTS, config, answer_fn=final_answer)
     pool = sample_pool(tiny_sampler, None, PROMPTS, n)
     for p, texts in zip(out.problems, pool.texts):
         np.testing.assert_allclose(p.weights, 1 / n, rtol=1e-9)
@@ -173,14 +174,15 @@ def test_infinite_temperature_removes_selection_pressure(tiny_sampler):
 
 
 def test_prefix_aggregation_equals_last_for_a_causal_prm(tiny_sampler, tiny_policy, char_tokenizer):
-    from prmlab.prm.model import IncrementalScorer, ProcessRewardModel
+    from prmlab.prm.model import CachedPRMScorer, ProcessRewardModel
 
     prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
     torch.nn.init.normal_(prm.head.weight, std=1.0)
     config = SMCConfig(n_particles=3, max_steps=6, weighting="current")
-    last = smc_decode(tiny_sampler, IncrementalScorer(prm), PROMPTS[:2], config, aggregation="last")
-    prefix = smc_decode(tiny_sampler, prm, PROMPTS[:2], config, aggregation="prefix")
-    rescored = smc_decode(tiny_sampler, RescoringScorer(prm), PROMPTS[:2], config, aggregation="last")
+    kw = dict(answer_fn=final_answer)
+    last = smc_decode(tiny_sampler, CachedPRMScorer(prm), PROMPTS[:2], config, aggregation="last", **kw)
+    prefix = smc_decode(tiny_sampler, prm, PROMPTS[:2], config, aggregation="prefix", **kw)
+    rescored = smc_decode(tiny_sampler, RescoringScorer(prm), PROMPTS[:2], config, aggregation="last", **kw)
     for a, b, c in zip(last.problems, prefix.problems, rescored.problems):
         assert a.texts == b.texts == c.texts
         for x, y, z in zip(a.step_rewards, b.step_rewards, c.step_rewards):
@@ -218,15 +220,16 @@ def test_smc_weighted_majority_answer_has_the_most_weight(tiny_sampler):
 def test_bad_arguments_name_the_valid_choices(tiny_sampler):
     for kwargs in (dict(aggregation="median"), dict(potential="exp"), dict(select_answer="vote")):
         with pytest.raises(ValueError, match="valid choices"):
-            smc_decode(tiny_sampler, HashScorer(), PROMPTS[:1], SMCConfig(n_particles=2), **kwargs)
+            smc_decode(tiny_sampler, HashScorer(), PROMPTS[:1], SMCConfig(n_particles=2), answer_fn=final_answer,
+                       **kwargs)
     with pytest.raises(ValueError, match="multiple of m"):
-        beam_search(tiny_sampler, HashScorer(), PROMPTS[:1], n=6, m=4)
+        beam_search(tiny_sampler, HashScorer(), PROMPTS[:1], n=6, m=4, answer_fn=final_answer)
 
 
 def test_search_structure_and_budgets(tiny_sampler):
     n, m = 4, 2
-    beam = beam_search(tiny_sampler, HashScorer(), PROMPTS, n, m, aggregation="prod")
-    tree = dvts(tiny_sampler, HashScorer(), PROMPTS, n, m, select_answer="weighted_majority")
+    beam = beam_search(tiny_sampler, HashScorer(), PROMPTS, n, m, aggregation="prod", answer_fn=final_answer)
+    tree = dvts(tiny_sampler, HashScorer(), PROMPTS, n, m, select_answer="weighted_majority", answer_fn=final_answer)
     for res in (beam, tree):
         assert res.budget.tokens > 0 and res.budget.prm_tokens > 0 and res.budget.solutions >= len(PROMPTS)
     for p in beam.problems:
@@ -243,13 +246,26 @@ def test_oracle_guided_search_beats_random_choice(trained_sampler, easy_task):
     problems, n = task.eval[:30], 8
     prompts, refs = [p.prompt for p in problems], [p.answer for p in problems]
     oracle = OracleScorer(task, problems, eps=1e-3)
+    kw = dict(answer_fn=final_answer)
     pool = sample_pool(dev_sampler, oracle, prompts, n)
-    random_choice = np.mean([[a == r for a in p.answers] for p, r in zip(best_of_n(pool).problems, refs)])
-    smc = smc_decode(dev_sampler, oracle, prompts, SMCConfig(n_particles=n, weighting="current"))
-    beam = beam_search(dev_sampler, oracle, prompts, n, 2)
-    tree = dvts(dev_sampler, oracle, prompts, n, 2)
-    accs = {r.method: r.accuracy(refs) for r in (smc, beam, tree, best_of_n(pool), weighted_majority(pool))}
+    bon = best_of_n(pool, **kw)
+    random_choice = np.mean([[a == r for a in p.answers] for p, r in zip(bon.problems, refs)])
+    smc = smc_decode(dev_sampler, oracle, prompts, SMCConfig(n_particles=n, weighting="current"), **kw)
+    beam = beam_search(dev_sampler, oracle, prompts, n, 2, **kw)
+    tree = dvts(dev_sampler, oracle, prompts, n, 2, **kw)
+    accs = {r.method: r.accuracy(refs) for r in (smc, beam, tree, bon, weighted_majority(pool, **kw))}
     assert all(a >= random_choice + 0.2 for a in accs.values()), (random_choice, accs)
-    assert majority(pool).accuracy(refs) <= accs["best_of_n"]
+    assert majority(pool, **kw).accuracy(refs) <= accs["best_of_n"]
     for p in smc.problems:  # max_weight: the particle with the highest final weight
         assert p.weights[p.chosen] == p.weights.max()
+
+
+def test_log_potential_is_logit_or_log_and_finite_at_the_ends():
+    r = np.array([0.0, 0.25, 0.5, 1.0])
+    logit, log = log_potential(r, "logit"), log_potential(r, "log")
+    assert np.isfinite(logit).all() and np.isfinite(log).all()
+    np.testing.assert_allclose(logit[1:3], [np.log(0.25 / 0.75), 0.0])
+    np.testing.assert_allclose(log[1:3], np.log([0.25, 0.5]))
+    assert logit[0] < logit[1] < logit[2] < logit[3] and logit[0] == -logit[3]  # eps clip is symmetric
+    with pytest.raises(ValueError, match="unknown potential 'exp'; valid choices: logit, log"):
+        log_potential(r, "exp")

@@ -3,6 +3,7 @@ or a hand computation written out below)."""
 
 import itertools
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from prmlab.metrics import (
     best_of_n_accuracy,
     best_threshold,
     ess,
+    exact_majority_accuracy,
     first_error_from_rewards,
     majority_accuracy,
     majority_vote,
@@ -22,6 +24,7 @@ from prmlab.metrics import (
     processbench_scores,
     step_accuracy,
     weighted_majority_vote,
+    within_question_pair_accuracy,
 )
 
 
@@ -168,9 +171,17 @@ def test_aggregate_step_scores():
     assert aggregate_step_scores(s, "last") == 0.8
     assert aggregate_step_scores(s, "prod") == pytest.approx(0.36)
     assert aggregate_step_scores(s, "mean") == pytest.approx(2.2 / 3)
-    assert all(aggregate_step_scores([], how) == -np.inf for how in ("min", "last", "prod", "mean"))
-    with pytest.raises(ValueError, match=r"'max'.*'min', 'last', 'prod', 'mean'"):
+    with pytest.raises(ValueError, match="unknown aggregation 'max'; valid choices: min, last, prod, mean"):
         aggregate_step_scores(s, "max")
+
+
+def test_a_solution_without_steps_scores_zero_in_every_aggregation():
+    """The one rule for an empty solution: 0.0, the lowest reward. It ranks below any solution with a
+    positive score, ties one scored exactly 0, and is finite, so it is a valid vote weight."""
+    assert all(aggregate_step_scores([], how) == 0.0 for how in ("min", "last", "prod", "mean"))
+    scores = [aggregate_step_scores(s, "min") for s in ([0.2, 0.1], [], [1e-9], [0.0])]
+    assert int(np.argmax(scores)) == 0 and scores[1] < scores[2] and scores[1] == scores[3]
+    assert weighted_majority_vote([["a", "b", "b"]], [[0.3, 0.2, scores[1]]]) == ["a"]  # no say, but no error
 
 
 def brute_force_best_of_n(scores, correct, n):
@@ -214,7 +225,7 @@ def test_best_of_n_first_and_random():
 def test_best_of_n_bad_input():
     with pytest.raises(ValueError, match=r"\[1, 5\]"):
         best_of_n_accuracy(SCORES, CORRECT, ns=[8])
-    with pytest.raises(ValueError, match="'exact', 'first', 'random'"):
+    with pytest.raises(ValueError, match="unknown subsets 'all'; valid choices: exact, first, random"):
         best_of_n_accuracy(SCORES, CORRECT, subsets="all")
 
 
@@ -266,7 +277,7 @@ def test_majority_accuracy_matches_enumeration():
 def test_majority_accuracy_bad_input():
     with pytest.raises(ValueError, match="same number"):
         majority_accuracy([["1"], ["1", "2"]], None, ["1", "1"])
-    with pytest.raises(ValueError, match="'first', 'random'"):
+    with pytest.raises(ValueError, match="unknown subsets 'exact'; valid choices: first, random"):
         majority_accuracy([["1"]], None, ["1"], subsets="exact")
 
 
@@ -282,3 +293,44 @@ def test_ess():
     for bad in ([], [0, 0], [1, -1], [1, np.nan]):
         with pytest.raises(ValueError):
             ess(bad)
+
+
+# ---------------------------------------------------------------------------------- exact votes, pairs
+
+
+def _brute_force_majority(answers, weights, reference, n):
+    """Exact expectation over n-subsets; ties split uniformly over tied answers."""
+    total = 0.0
+    for a, w, r in zip(answers, weights, reference):
+        subsets = list(itertools.combinations(range(len(a)), n))
+        for sub in subsets:
+            votes = Counter()
+            for j in sub:
+                votes[a[j]] += w[j]
+            best = max(votes.values())
+            winners = [k for k, v in votes.items() if v == best]
+            total += (r in winners) / len(winners) / len(subsets)
+    return total / len(answers)
+
+
+def test_exact_majority_matches_brute_force():
+    rng = np.random.default_rng(0)
+    answers = [[str(v) for v in rng.integers(0, 3, 4)] for _ in range(40)]
+    reference = [str(v) for v in rng.integers(0, 3, 40)]
+    ones = [[1.0] * 4 for _ in answers]
+    got = exact_majority_accuracy(answers, None, reference, [1, 2, 3, 4])
+    for n in (1, 2, 3, 4):
+        assert got[n] == pytest.approx(_brute_force_majority(answers, ones, reference, n), abs=1e-12)
+    # distinct random weights: no weighted ties, so brute force is exact there too
+    w = rng.random((40, 4)).tolist()
+    got_w = exact_majority_accuracy(answers, w, reference, [2, 4])
+    for n in (2, 4):
+        assert got_w[n] == pytest.approx(_brute_force_majority(answers, w, reference, n), abs=1e-12)
+
+
+def test_within_question_pair_accuracy():
+    correct = np.array([[1, 0, 0, 1], [0, 0, 0, 0]], dtype=bool)
+    assert within_question_pair_accuracy(np.array([[0.9, 0.1, 0.2, 0.8], [0, 0, 0, 0]]), correct) == 1.0
+    assert within_question_pair_accuracy(np.array([[0.5, 0.5, 0.6, 0.8], [0, 0, 0, 0]]), correct) == pytest.approx(
+        (0.5 + 0 + 1 + 1) / 4
+    )

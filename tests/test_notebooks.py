@@ -1,5 +1,6 @@
 """Smoke runs of every notebook through `prmlab run --profile smoke`, in order, into one temporary MLflow
-store (later notebooks load what earlier ones logged), from an unrelated working directory."""
+store (later notebooks load what earlier ones logged), from an unrelated working directory; and the
+shape every notebook keeps: thin code cells, no committed outputs, views that static viewers can show."""
 
 import os
 import subprocess
@@ -7,8 +8,65 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
-from prmlab import tracking
+from prmlab import artifacts, tracking
+from prmlab.paths import notebooks_dir
+
+MAX_CELL_LINES = 15  # code cells (the parameters cell aside) call the library; logic lives there, with tests
+
+
+def committed_notebooks() -> list[Path]:
+    return sorted(notebooks_dir().glob("*.ipynb"))
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+
+
+def long_cells(nb) -> list[str]:
+    """The code cells (the parameters cell aside) over ``MAX_CELL_LINES`` lines."""
+    return [f"cell {nb.cells.index(c)}: {len(c.source.splitlines())} lines" for c in code_cells(nb)
+            if len(c.source.splitlines()) > MAX_CELL_LINES]
+
+
+@pytest.mark.parametrize("path", committed_notebooks(), ids=lambda p: p.stem)
+def test_notebooks_are_thin_and_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    assert not long_cells(nb), f"{path.name}: code cells over {MAX_CELL_LINES} lines (move the logic into lib/prmlab)"
+    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    assert sum(c.cell_type == "markdown" for c in nb.cells) >= len(code_cells(nb)) // 2  # a story between the cells
+
+
+def test_a_long_code_cell_is_found_and_the_parameters_cell_is_not():
+    lines = "x = 1\n" * MAX_CELL_LINES
+    params = nbformat.v4.new_code_cell(lines + "y = 2", metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(lines), nbformat.v4.new_code_cell(lines + "y = 2")])
+    assert long_cells(nb) == [f"cell 2: {MAX_CELL_LINES + 1} lines"]
+
+
+def static_views(nb) -> tuple[int, int]:
+    """Every figure output of an executed notebook has an HTML view (plotly.js inlined in exactly one of
+    them) and every explorer has a static one; returns (figures, explorers)."""
+    figures, explorers, with_js = 0, 0, 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "application/vnd.plotly.v1+json" in data:
+                figures += 1
+                assert "text/html" in data, cell.source
+                with_js += "plotly.js v" in data["text/html"]
+            if "solution_explorer" in cell.source and "application/vnd.jupyter.widget-view+json" in data \
+                    and out.output_type == "execute_result":
+                explorers += 1
+                assert "Static view: the first" in data["text/html"], cell.source
+    assert with_js == 1
+    return figures, explorers
+
+
+def printed(nb) -> str:
+    return "".join(out.get("text", "") for c in nb.cells for out in c.get("outputs", []) if out.output_type == "stream")
 
 
 def smoke(number: str, cwd: Path):
@@ -25,47 +83,109 @@ def smoke(number: str, cwd: Path):
     run = tracking.client().get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["profile"] == "smoke"
-    return run
+    return run, nb
 
 
-def artifacts(run, path=None) -> set[str]:
+def logged(run, path=None) -> set[str]:
     return {a.path for a in tracking.client().list_artifacts(run.info.run_id, path)}
 
 
 def test_00_policy_sft(module_store, tmp_path):
-    run = smoke("00", tmp_path)
+    run, nb = smoke("00", tmp_path)
     p, m = run.data.params, run.data.metrics
     assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.2"  # profile value, and an untouched default
     for key in ("eval/pass_at_1", "eval/pass_at_8", "perf/train_seconds", "train/loss", "model/parameters",
                 "eval/first_error/none"):
         assert key in m, key
     assert len(tracking.client().get_metric_history(run.info.run_id, "eval/pass_at_k")) == 8  # one point per k
-    assert {"notebook", "policy", "figures", "error_taxonomy.json"} <= artifacts(run)
-    assert {"figures/pass_at_k.html", "figures/training_curve.html", "figures/errors_by_position.html"} <= artifacts(run, "figures")
-    model, tok, found = tracking.load_model("00_policy_sft", "policy", profile="smoke", device="cpu")
+    assert {"notebook", "policy", "figures", "error_taxonomy.json"} <= logged(run)
+    assert {"figures/pass_at_k.html", "figures/training_curve.html", "figures/errors_by_position.html"} <= logged(run, "figures")
+    model, tok, found = artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="smoke", device="cpu")
     assert found.info.run_id == run.info.run_id
+    assert static_views(nb) == (4, 1)
+    assert "pass@1 is " in printed(nb) and "the target (between 0.35 and 0.75)" in printed(nb)
 
 
 def test_01_prm_training(module_store, tmp_path):
-    run = smoke("01", tmp_path)
+    run, nb = smoke("01", tmp_path)
     m = run.data.metrics
     assert run.data.tags["prmlab.policy_run"] == tracking.latest_run("00_policy_sft", "smoke").info.run_id
     # (AUROC and ProcessBench F1 can be undefined on a smoke run's handful of one-class samples)
     for key in ("label/agreement", "eval/PRM-oracle/step_accuracy", "headline/prm_best_of_n",
                 "headline/majority", "train/PRM-mc-hard/loss", "real/oracle/n4"):
         assert key in m, key
-    assert {"prm", "prm_oracle", "prm_mc_soft", "orm", "label_quality.json", "real_text_study.json"} <= artifacts(run)
-    assert {"figures/best_of_n.html", "figures/label_quality_vs_cost.html"} <= artifacts(run, "figures")
-    from prmlab.prm.train import load_prm
-
-    prm, found = load_prm("01_prm_training", "prm", profile="smoke", device="cpu")
+    assert {"prm", "prm_oracle", "prm_mc_soft", "orm", "label_quality.json", "real_text_study.json"} <= logged(run)
+    assert {"figures/best_of_n.html", "figures/label_quality_vs_cost.html", "figures/best_of_n_picks.html"} <= logged(
+        run, "figures")
+    prm, _, found = artifacts.load_model("01_prm_training", "prm", kind="prm", profile="smoke", device="cpu")
     assert found.info.run_id == run.info.run_id
+    assert static_views(nb)[1] == 1
+    assert "the headline (PRM best-of-N beats majority vote)" in printed(nb)
     rewards = prm.score(["Q: 1 +2\n"], [["1+2=3", "A: 3"]])
     assert rewards[0].shape == (2,)
 
 
+RL_STEP_METRICS = ("eval/accuracy_sampled", "eval/accuracy_greedy", "rollout/accuracy", "rollout/steps_per_response",
+                   "oracle/wrong_step_share", "oracle/wrong_steps/arithmetic", "train/loss", "train/clip_frac",
+                   "train/entropy", "perf/rollout_s")
+
+
+def nested_runs(run) -> dict:
+    """The nested runs (arms) of ``run``, by name after the parent's."""
+    found = tracking.client().search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    return {r.info.run_name.split("/", 1)[1]: r for r in found}
+
+
+def test_02_pure_min_form(module_store, tmp_path):
+    run, nb = smoke("02", tmp_path)
+    arms = nested_runs(run)
+    assert set(arms) == {f"{a}-seed0" for a in ("verifiable", "prm-sum", "prm-min", "prm-min+vr", "oracle-sum", "oracle-min")}
+    for name, arm in arms.items():
+        assert arm.info.status == "FINISHED" and arm.data.params["steps"] == "3" and arm.data.params["seed"] == "0"
+        for key in RL_STEP_METRICS:
+            assert key in arm.data.metrics, (name, key)
+        assert len(tracking.client().get_metric_history(arm.info.run_id, "train/loss")) == 3  # one per RL step
+    assert "reward/prm_mean" in arms["prm-min-seed0"].data.metrics and "reward/prm_mean" not in arms["verifiable-seed0"].data.metrics
+    assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "smoke").info.run_id
+    m = run.data.metrics
+    assert {"headline/sum_form_collapses", "headline/min_form_stable", "headline/min_vr_best",
+            "headline/min_form_faster", "headline/prm-min/final_accuracy"} <= set(m)
+    assert {"figures/accuracy.html", "figures/wrong_steps.html", "figures/prm_reward.html"} <= logged(run, "figures")
+    assert static_views(nb) == (5, 1)
+    assert "'min-form trains stably'" in printed(nb)
+
+
+def test_03_prime_implicit(module_store, tmp_path):
+    run, nb = smoke("03", tmp_path)
+    arms = nested_runs(run)
+    assert set(arms) == {"rloo-seed0", "prime-seed0"}
+    for key in RL_STEP_METRICS + ("filter/kept_share", "train/rollouts_seen"):
+        assert all(key in a.data.metrics for a in arms.values()), key
+    prime = arms["prime-seed0"].data.metrics
+    assert "implicit_prm/loss" in prime and "implicit_prm/step_accuracy" in prime
+    assert "implicit_prm/loss" not in arms["rloo-seed0"].data.metrics
+    assert {"headline/sample_efficiency", "headline/final_gain", "eval/implicit_prm/step_accuracy"} <= set(run.data.metrics)
+    assert "implicit_prm" in logged(run)
+    implicit, _, found = artifacts.load_model("03_prime_implicit", "implicit_prm", kind="implicit_prm", profile="smoke")
+    assert found.info.run_id == run.info.run_id and implicit.beta == 0.05
+    assert static_views(nb)[0] == 2
+    assert "'PRIME learns faster than outcome-only RLOO'" in printed(nb)
+
+
+def test_04_searches_with_the_implicit_prm_of_03(module_store, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", "04", "--profile", "smoke", "-p", "scorers", "implicit",
+                          "-p", "n_problems", "2", "-p", "max_n", "2", "-p", "sensitivity_n", "2", "-p", "tau_grid", "1",
+                          "-p", "genealogy_particles", "2"], capture_output=True, text=True, cwd=tmp_path,
+                         env=os.environ.copy(), timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
+    run = tracking.client().get_run(run_id)
+    assert "acc/smc/implicit" in run.data.metrics and "acc/best_of_n/implicit" in run.data.metrics
+    assert run.data.tags["prmlab.scorer.implicit"] == tracking.latest_run("03_prime_implicit", "smoke").info.run_id
+
+
 def test_04_smc_decoding(module_store, tmp_path):
-    run = smoke("04", tmp_path)
+    run, nb = smoke("04", tmp_path)
     m = run.data.metrics
     assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "smoke").info.run_id
     for scorer in ("prm", "oracle"):
@@ -75,9 +195,12 @@ def test_04_smc_decoding(module_store, tmp_path):
     assert "acc/majority" in m
     assert "sensitivity/scheme/residual" in m and "sensitivity/tau" in m
     assert len(tracking.client().get_metric_history(run.info.run_id, "acc/smc/prm")) == 3  # N = 1, 2, 4
-    figs = artifacts(run, "figures")
-    assert {"figures/accuracy_vs_n.html", "figures/accuracy_vs_tokens.html", "figures/genealogy.html"} <= figs
-    assert "comparison_rows.json" in artifacts(run)
+    figs = logged(run, "figures")
+    assert {"figures/accuracy_vs_n.html", "figures/accuracy_vs_tokens.html", "figures/genealogy.html",
+            "figures/best_of_n_picks.html"} <= figs
+    assert "comparison_rows.json" in logged(run)
+    assert static_views(nb)[0] == 6
+    assert printed(nb).count("The headline (SMC needs fewer solutions than best-of-N and beam search)") == 2
 
 
 PAPER_SMALL = {
@@ -104,13 +227,13 @@ def test_paper_profile_path_runs_on_a_local_model(tmp_path, monkeypatch, char_to
     save_pretrained(build_policy(char_tokenizer, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
                                                               intermediate_size=64)), char_tokenizer, model_dir)
     runs = {}
-    for nb in ("00", "01", "04"):
-        extra = ["-p", "policy", str(model_dir)] if nb == "00" else []
-        res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", nb, "--profile", "paper", *extra, *PAPER_SMALL[nb]],
+    for number in ("00", "01", "04"):
+        extra = ["-p", "policy", str(model_dir)] if number == "00" else []
+        res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "paper", *extra, *PAPER_SMALL[number]],
                              capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=600)
         assert res.returncode == 0, res.stdout + res.stderr
         run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
-        runs[nb] = tracking.client().get_run(run_id)
+        runs[number] = tracking.client().get_run(run_id)
     assert runs["00"].data.params["dataset"] == "gsm8k" and "eval/pass_at_1" in runs["00"].data.metrics
     assert "eval/first_error/none" not in runs["00"].data.metrics  # no oracle on real data
     assert runs["01"].data.params["lora"] == "true" and "headline/prm_best_of_n" in runs["01"].data.metrics

@@ -15,8 +15,8 @@ from transformers import (AutoModelForTokenClassification, LlamaConfig, MistralC
                           Qwen2Config, Qwen2ForTokenClassification)
 
 from prmlab.models import build_char_tokenizer
-from prmlab.prm.adapters import (CONVENTIONS, MathShepherdScorer, QwenPRMScorer, TextScoringState,
-                                 TokenClassificationScorer, load_scorer)
+from prmlab.prm.adapters import CONVENTIONS, MathShepherdScorer, QwenPRMScorer, TokenClassificationScorer, load_scorer
+from prmlab.prm.scorer import TextState
 
 CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
                  "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
@@ -221,12 +221,12 @@ def test_incremental_equals_full_score(scorers, convention):
         out = scorer.append(state, [s[k] if k < len(s) else None for s in STEPS])
         for i, s in enumerate(STEPS):
             assert np.isnan(out[i]) if k >= len(s) else out[i] == pytest.approx(full[i][k], abs=1e-5)
-    for i in range(len(PROMPTS)):
-        np.testing.assert_allclose(state.rewards[i], full[i], atol=1e-5)
-    assert state.tokens_scored > 0
+    # every append re-read its row's whole prefix: the budget counts each prefix's encoding
+    want = sum(len(scorer.encode(p, s[:k])[0]) for p, s in zip(PROMPTS, STEPS) for k in range(1, len(s) + 1))
+    assert state.tokens_scored == want > 0
     # Rows are copied, not shared: appending to a duplicate leaves its source alone.
     picked = scorer.select(state, [1, 1, 0])
-    assert isinstance(picked, TextScoringState) and picked.batch_size == 3
+    assert isinstance(picked, TextState) and picked.batch_size == 3
     r = scorer.append(picked, ["A: 23", None, None])
     assert len(picked.steps[0]) == 4 and len(picked.steps[1]) == 3 and len(state.steps[1]) == 3
     assert r[0] == pytest.approx(scorer.score([PROMPTS[1]], [STEPS[1] + ["A: 23"]])[0][-1], abs=1e-5)
@@ -283,19 +283,20 @@ def test_load_qwen_prm_with_remote_code(qwen, tok, tmp_path):
 
 
 def test_load_prmlab_convention(tiny_policy, char_tokenizer, tmp_path):
-    from prmlab.prm.model import IncrementalScorer, ProcessRewardModel
+    from prmlab.prm.model import CachedPRMScorer, ProcessRewardModel
 
     prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
     torch.nn.init.normal_(prm.head.weight, std=1.0)
     prm.save(tmp_path / "prm")
     loaded = load_scorer(tmp_path / "prm", "prmlab", device="cpu")
-    assert isinstance(loaded, IncrementalScorer)
+    assert isinstance(loaded, CachedPRMScorer)
     for a, b in zip(loaded.score(PROMPTS, STEPS), prm.score(PROMPTS, STEPS)):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_unknown_convention_names_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="math-shepherd.*qwen-prm.*token-classification.*prmlab"):
+    with pytest.raises(ValueError, match="unknown PRM convention 'orm'; valid choices: math-shepherd, qwen-prm, "
+                                         "token-classification, prmlab"):
         load_scorer(tmp_path, "orm")
     with pytest.raises(TypeError, match="separator"):
         load_scorer(tmp_path, "prmlab", separator="\n")

@@ -94,7 +94,7 @@ def test_oracle_and_outcome_labels_are_the_oracles_verdicts(task):
     for r, s in zip(ls.records("outcome"), ls.solutions):
         assert r.labels == [float(s.correct)] * len(s.steps)
         assert s.correct == (s.sample_index == 0)
-    with pytest.raises(ValueError, match="valid: oracle, mc-hard"):
+    with pytest.raises(ValueError, match="valid choices: oracle, mc-hard"):
         ls.records("human")
     with pytest.raises(ValueError, match="Monte Carlo"):
         ls.records("mc-hard")

@@ -1,14 +1,10 @@
 """PRM training: it learns, LoRA trains only adapters + head, the ORM target reads only the last step,
-save/load and MLflow round trips keep the scores, and 2 accelerate processes match 1 process."""
+save/load round trips keep the scores, notebook 01's set of models is trained and named as logged, and
+2 accelerate processes match 1 process."""
 
 import copy
-import json
 import math
-import os
 import random
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,9 +12,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import run_in_one_and_two_processes
 from prmlab.prm.formats import StepwiseRecord
 from prmlab.prm.model import PRMConfig, ProcessRewardModel
-from prmlab.prm.train import PRMTrainConfig, evaluate_prm, global_batches, load_prm, log_prm, train_prm
+from prmlab.prm.train import (
+    PRMTrainConfig,
+    artifact_name,
+    evaluate_prm,
+    global_batches,
+    label_sources,
+    model_metrics,
+    train_models,
+    train_prm,
+)
 from prmlab.tasks.arith import ArithConfig, make_splits, judge, solution_with_mistake, split_steps
 
 
@@ -45,7 +51,7 @@ def data():
 
 
 def test_config_names_valid_targets():
-    with pytest.raises(ValueError, match="valid: prm, orm"):
+    with pytest.raises(ValueError, match="valid choices: prm, orm"):
         PRMTrainConfig(target="outcome")
 
 
@@ -127,27 +133,49 @@ def test_save_load_round_trip_keeps_scores(tiny_policy, char_tokenizer, data, tm
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_log_prm_and_load_prm_through_mlflow(tiny_policy, char_tokenizer, data, mlflow_store):
-    from prmlab import tracking
-    from prmlab.models import read_extra
+def test_label_sources_add_the_main_source_and_drop_oracle_labels_without_an_oracle():
+    assert label_sources("oracle, mc-hard,,mc-soft", "mc-hard", has_oracle=True) == ["oracle", "mc-hard", "mc-soft"]
+    assert label_sources("oracle", "mc-soft", has_oracle=True) == ["oracle", "mc-soft"]
+    assert label_sources("oracle,mc-hard", "mc-hard", has_oracle=False) == ["mc-hard"]
 
-    with pytest.raises(tracking.NoRunError, match="prmlab run 01"):
-        load_prm("01_prm_training", "prm", profile="smoke")
-    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
-    torch.nn.init.normal_(prm.head.weight, std=0.5)
-    run = tracking.Run(tracking.create_run("01_prm_training", "smoke", 0))
-    cfg = PRMTrainConfig(steps=7)
-    log_prm(run, prm, "prm", config={"train": cfg, "labels": "oracle"})
-    run.finish()
-    loaded, found = load_prm("01_prm_training", "prm", profile="smoke", device="cpu")
-    assert found.info.run_id == run.id
-    recs = data[1][:4]
-    args = ([r.prompt for r in recs], [r.completions for r in recs])
-    for a, b in zip(prm.score(*args), loaded.score(*args)):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    assert read_extra(tracking.download(found, "prm")) == {"labels": "oracle", "train": {**cfg.__dict__}}
-    with pytest.raises(tracking.NoRunError, match="no PRM artifact 'orm'"):
-        load_prm("01_prm_training", "orm", profile="smoke")
+
+def test_artifact_names_and_model_metrics():
+    assert artifact_name("PRM-mc-hard", main="PRM-mc-hard") == "prm"
+    assert artifact_name("PRM-mc-soft", main="PRM-mc-hard") == "prm_mc_soft"
+    assert artifact_name("PRM-oracle", main="PRM-mc-hard") == "prm_oracle"
+    assert artifact_name("ORM", main="PRM-mc-hard") == "orm"
+    assert model_metrics({"train/loss": 1.0, "train/lr": 0.1, "perf/s": 2.0}, "PRM-oracle") == {
+        "train/PRM-oracle/loss": 1.0, "train/PRM-oracle/lr": 0.1, "perf/s": 2.0}
+
+
+class RecordsBySource:
+    """Stands in for a LabelSet: ``records(source)`` only (what ``train_models`` reads)."""
+
+    def __init__(self, by_source):
+        self.by_source = by_source
+
+    def records(self, source):
+        return self.by_source[source]
+
+
+def test_train_models_trains_one_prm_per_source_and_an_orm_exactly_as_train_prm_does(tiny_policy, char_tokenizer, data):
+    records = data[0][:16]
+    flipped = [StepwiseRecord(r.prompt, r.completions, [1.0 - y for y in r.labels]) for r in records]
+    label_set = RecordsBySource({"oracle": records, "mc-hard": flipped, "outcome": records})
+    cfg = PRMTrainConfig(steps=3, batch_size=8, lr=1e-2, warmup_steps=0, log_every=1)
+    logged = []
+    models, histories = train_models(tiny_policy, char_tokenizer, label_set, ["oracle", "mc-hard"], PRMConfig(), cfg,
+                                     log=lambda m, step: logged.append((step, m)), progress=False)
+    assert list(models) == list(histories) == ["PRM-oracle", "PRM-mc-hard", "ORM"]
+    assert models["PRM-mc-hard"].config.extra == {"labels": "mc-hard"} and models["ORM"].config.extra == {"labels": "outcome"}
+    assert {"train/PRM-oracle/loss", "train/ORM/step_accuracy"} <= {k for _, m in logged for k in m}
+    assert [s for s, m in logged if "train/ORM/loss" in m] == [0, 1, 2]
+    for name, source, target in [("PRM-mc-hard", "mc-hard", "prm"), ("ORM", "outcome", "orm")]:
+        ref = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer)
+        hist = train_prm(ref, label_set.records(source), PRMTrainConfig(**{**cfg.__dict__, "target": target}), progress=False)
+        assert [h["train/loss"] for h in hist] == [h["train/loss"] for h in histories[name]]
+        assert torch.equal(ref.head.weight, models[name].head.weight)
+    assert not any(m.training for m in models.values())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,26 +221,8 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_accelerate_processes_match_one(tmp_path):
-    script = tmp_path / "train_prm_script.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
-           "HF_HOME": str(tmp_path / "hf")}  # no user accelerate config file gets in the way
-    single, multi = tmp_path / "single", tmp_path / "multi"
-    subprocess.run([sys.executable, str(script), str(single)], env=env, check=True, timeout=180)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port())]
-    subprocess.run(launch + [str(script), str(multi)], env=env, check=True, timeout=180)
-    one = json.loads((tmp_path / "single.0.json").read_text())
-    rank0 = json.loads((tmp_path / "multi.0.json").read_text())
-    rank1 = json.loads((tmp_path / "multi.1.json").read_text())
+    one, rank0, rank1 = run_in_one_and_two_processes(tmp_path, SCRIPT)
     assert one["processes"] == 1 and rank0["processes"] == rank1["processes"] == 2
     np.testing.assert_allclose(rank0["losses"], one["losses"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(rank0["grad_norms"], one["grad_norms"], rtol=1e-4)
@@ -222,22 +232,19 @@ def test_two_accelerate_processes_match_one(tmp_path):
     assert one["logged"] == rank0["logged"] == [0, 1, 2] and rank1["logged"] == []  # main process logs
 
 
-def test_incremental_scorer_reorder_in_place_equals_select():
-    import torch
-
+def test_cached_scorer_select_in_place_equals_select():
     from prmlab.models import PolicyConfig, build_char_tokenizer, build_policy
-    from prmlab.prm.model import IncrementalScorer, ProcessRewardModel
+    from prmlab.prm.model import CachedPRMScorer, ProcessRewardModel
 
     tok = build_char_tokenizer()
     prm = ProcessRewardModel.from_policy(build_policy(tok, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
                                                                           intermediate_size=64)), tok)
     torch.nn.init.normal_(prm.head.weight, 0, 0.5)
-    scorer = IncrementalScorer(prm)
+    scorer = CachedPRMScorer(prm)
     state = scorer.start(["Q: 1 +2\n", "Q: 4 *2\n", "Q: 9 -3\n"])
     scorer.append(state, ["1+2=3", "4*2=8", "9-3=6"])
     ref = scorer.select(state, [1, 1, 2])
-    scorer.reorder_(state, [1, 1, 2])
-    assert state.rewards == ref.rewards
+    scorer.select_(state, [1, 1, 2])
     assert np.allclose(scorer.append(state, ["A: 8", "8*1=8", "A: 6"]), scorer.append(ref, ["A: 8", "8*1=8", "A: 6"]))
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import json
-import random
 from collections import Counter
 
 import numpy as np
@@ -13,20 +10,10 @@ import plotly.graph_objects as go
 import pytest
 
 from prmlab.metrics import pass_at_k_curve
-from prmlab.real_text import (
-    FEATURE_NAMES,
-    METHODS,
-    answer_value,
-    exact_majority_accuracy,
-    feature_matrix,
-    gsm8k_real_text_study,
-    real_text_figure,
-    solution_features,
-    study_metrics,
-    train_verifier,
-    within_question_pair_accuracy,
-)
-from prmlab.tasks.real import GSM8K_MODELS, first_wrong_annotation_step, load_gsm8k_model_solutions, shared_data_dir
+from prmlab.prm.verifier import FEATURE_NAMES
+from prmlab.real_text import METHODS, gsm8k_real_text_study, study_metrics
+from prmlab.tasks.real import GSM8K_MODELS, first_wrong_annotation_step, shared_data_dir
+from prmlab.viz import real_text_figure
 
 SEED, N_TRAIN = 0, 660
 
@@ -41,122 +28,6 @@ def raw_rows():
     """The data file read directly, without the library's loader."""
     path = shared_data_dir() / "gsm8k" / "example_model_solutions.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-# ---------------------------------------------------------------------------------------------
-# Features
-# ---------------------------------------------------------------------------------------------
-
-
-def test_features_shape_and_garbage_input():
-    text = "He buys 3 * 4 = <<3*4=12>>12 apples.\nThen 12 + 1 = <<12+1=14>>14.\nA: 14"
-    f = solution_features(text)
-    assert f.shape == (len(FEATURE_NAMES),) and f.dtype == np.float64
-    named = dict(zip(FEATURE_NAMES, f))
-    assert named["any_wrong_annotation"] == 1 and named["annotation_check_frac"] == 0.5
-    assert named["first_wrong_rel"] == pytest.approx(2 / 3)  # step 1 of 3
-    assert named["answer_from_annotation"] == 1 and named["answer_is_integer"] == 1
-    for junk in ("", "no numbers here", None, "<<1+=>>"):
-        assert np.isfinite(solution_features(junk)).all()
-
-
-def test_agreement_feature_only_reads_other_answers():
-    text = "3 + 4 = <<3+4=7>>7\nA: 7"
-    base = solution_features(text)
-    agree = solution_features(text, [answer_value("A: 7.0"), answer_value("A: 8"), None])
-    diff = np.flatnonzero(base != agree)
-    assert list(diff) == [FEATURE_NAMES.index("agree_frac")]
-    assert agree[diff[0]] == pytest.approx(1 / 3)
-
-
-def test_features_never_depend_on_the_ground_truth():
-    solved = load_gsm8k_model_solutions(limit=60)
-    rng = random.Random(0)
-    problems = [sp.problem for sp in solved]
-    rng.shuffle(problems)  # other questions' ground truth and answers
-    shuffled = [
-        dataclasses.replace(
-            sp,
-            problem=p,
-            solutions=tuple(dataclasses.replace(s, is_correct=rng.random() < 0.5) for s in sp.solutions),
-        )
-        for sp, p in zip(solved, problems)
-    ]
-    for agreement in (False, True):
-        assert np.array_equal(feature_matrix(solved, agreement), feature_matrix(shuffled, agreement))
-
-
-# ---------------------------------------------------------------------------------------------
-# Verifier and exact subset accuracies
-# ---------------------------------------------------------------------------------------------
-
-
-def _separable(seed=0, n=400, d=6):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 5.0, size=d) + rng.normal(size=d)  # unstandardized
-    logits = X @ rng.normal(size=d)
-    y = (logits > np.median(logits)).astype(float)  # balanced classes
-    return X, y
-
-
-def test_verifier_learns_a_separable_problem_and_is_deterministic():
-    X, y = _separable()
-    v1 = train_verifier(X, y, seed=3)
-    v2 = train_verifier(X, y, seed=3)
-    acc = np.mean((v1.predict_proba(X) > 0.5) == y)
-    assert acc > 0.95
-    assert np.array_equal(v1.weight, v2.weight) and v1.bias == v2.bias and v1.losses == v2.losses
-    p = v1.predict_proba(X)
-    assert p.shape == (len(X),) and ((p >= 0) & (p <= 1)).all()
-    assert v1.losses[-1] < v1.losses[0]
-
-
-def test_verifier_rejects_bad_input():
-    X, y = _separable()
-    with pytest.raises(ValueError, match="0/1"):
-        train_verifier(X, y * 2)
-    with pytest.raises(ValueError, match="rows"):
-        train_verifier(X, y[:-1])
-    with pytest.raises(ValueError, match="epochs"):
-        train_verifier(X, y, epochs=0)
-
-
-def _brute_force_majority(answers, weights, reference, n):
-    """Exact expectation over n-subsets; ties split uniformly over tied answers."""
-    total = 0.0
-    for a, w, r in zip(answers, weights, reference):
-        subsets = list(itertools.combinations(range(len(a)), n))
-        for sub in subsets:
-            votes = Counter()
-            for j in sub:
-                votes[a[j]] += w[j]
-            best = max(votes.values())
-            winners = [k for k, v in votes.items() if v == best]
-            total += (r in winners) / len(winners) / len(subsets)
-    return total / len(answers)
-
-
-def test_exact_majority_matches_brute_force():
-    rng = np.random.default_rng(0)
-    answers = [[str(v) for v in rng.integers(0, 3, 4)] for _ in range(40)]
-    reference = [str(v) for v in rng.integers(0, 3, 40)]
-    ones = [[1.0] * 4 for _ in answers]
-    got = exact_majority_accuracy(answers, None, reference, [1, 2, 3, 4])
-    for n in (1, 2, 3, 4):
-        assert got[n] == pytest.approx(_brute_force_majority(answers, ones, reference, n), abs=1e-12)
-    # distinct random weights: no weighted ties, so brute force is exact there too
-    w = rng.random((40, 4)).tolist()
-    got_w = exact_majority_accuracy(answers, w, reference, [2, 4])
-    for n in (2, 4):
-        assert got_w[n] == pytest.approx(_brute_force_majority(answers, w, reference, n), abs=1e-12)
-
-
-def test_within_question_pair_accuracy():
-    correct = np.array([[1, 0, 0, 1], [0, 0, 0, 0]], dtype=bool)
-    assert within_question_pair_accuracy(np.array([[0.9, 0.1, 0.2, 0.8], [0, 0, 0, 0]]), correct) == 1.0
-    assert within_question_pair_accuracy(np.array([[0.5, 0.5, 0.6, 0.8], [0, 0, 0, 0]]), correct) == pytest.approx(
-        (0.5 + 0 + 1 + 1) / 4
-    )
 
 
 # ---------------------------------------------------------------------------------------------

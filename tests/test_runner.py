@@ -2,6 +2,7 @@
 concurrent sweep on one SQLite store."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from prmlab import runner, tracking
+from prmlab import notebooks, runner, tracking
 from prmlab.cli import main
+from prmlab.profiles import PROFILES
 
 
 def prmlab(*args, env=None, cwd=None, timeout=600):
@@ -19,24 +21,94 @@ def prmlab(*args, env=None, cwd=None, timeout=600):
 
 
 def test_notebook_resolution_and_errors():
-    assert runner.resolve_notebook("00").name == "00_policy_sft.ipynb"
-    assert runner.resolve_notebook("0").name == "00_policy_sft.ipynb"
-    assert runner.resolve_notebook("00_policy_sft").name == "00_policy_sft.ipynb"
-    with pytest.raises(ValueError, match=r"valid notebooks: 00 \(00_policy_sft\)"):
-        runner.resolve_notebook("42")
+    assert notebooks.resolve_notebook("00").name == "00_policy_sft.ipynb"
+    assert notebooks.resolve_notebook("0").name == "00_policy_sft.ipynb"
+    assert notebooks.resolve_notebook("00_policy_sft").name == "00_policy_sft.ipynb"
+    with pytest.raises(ValueError, match=r"valid choices: 00 \(00_policy_sft\)"):
+        notebooks.resolve_notebook("42")
+
+
+def test_purpose_is_the_title_without_its_number():
+    assert notebooks.purpose(notebooks.resolve_notebook("00")) == "The base policy (supervised fine-tuning)"
+    for nb in notebooks.available_notebooks():
+        assert notebooks.purpose(nb) and not notebooks.purpose(nb)[:2].isdigit()
+
+
+def test_runner_and_tracking_do_not_import_each_other():
+    import ast
+    import inspect
+
+    from prmlab import tracking as tracking_module
+
+    def imported(module):
+        tree = ast.parse(inspect.getsource(module))
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module} | {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+
+    assert "runner" not in imported(tracking_module) and ".runner" not in imported(tracking_module)
+    assert "notebooks" in imported(tracking_module) and "notebooks" in imported(runner)
 
 
 def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, capsys):
     assert main(["run", "00", "-p", "learning_rate", "1"]) == 2
     err = capsys.readouterr().err
-    assert "unknown parameter 'learning_rate'" in err and "valid parameters:" in err and "sft_steps" in err
+    assert "unknown parameter 'learning_rate'" in err and "valid choices:" in err and "sft_steps" in err
     assert main(["run", "00", "--profile", "huge"]) == 2
-    assert "valid profiles: tiny, smoke, paper" in capsys.readouterr().err
+    assert f"valid choices: {', '.join(PROFILES)}" in capsys.readouterr().err
     assert main(["run", "00", "-p", "sft_steps", "many"]) == 2
-    assert "parameter 'sft_steps'" in capsys.readouterr().err
+    assert "parameter 'sft_steps' takes an integer (default 1150); got 'many'" in capsys.readouterr().err
+    assert main(["run", "00", "-p", "mistake_rate", "1.5"]) == 2
+    assert "parameter 'mistake_rate' must lie in [0, 1]; got 1.5" in capsys.readouterr().err
+    assert main(["run", "00", "-p", "lr", "0"]) == 2
+    assert "parameter 'lr' must lie in (0, inf)" in capsys.readouterr().err
     assert main(["sweep", "00", "-g", "nope=1,2"]) == 2
+    assert main(["sweep", "00", "-g", "mistake_rate="]) == 2
+    assert "grid axis 'mistake_rate=' has an empty value" in capsys.readouterr().err
+    assert main(["sweep", "00", "-g", "mistake_rate=0.1,,0.3"]) == 2
+    assert main(["sweep", "00", "-g", "mistake_rate=0.1,2"]) == 2
+    assert "parameter 'mistake_rate' must lie in [0, 1]; got 2.0" in capsys.readouterr().err
     # nothing was started: no run exists in the store
     assert tracking.client().search_runs([e.experiment_id for e in tracking.client().search_experiments()]) == []
+
+
+def test_report_rejects_an_unknown_profile(mlflow_store, tmp_path, capsys):
+    assert main(["report", "--profile", "nope", "--out", str(tmp_path / "r.html")]) == 2
+    assert f"unknown profile 'nope'; valid choices: {', '.join(PROFILES)}" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("raw, default, value", [("3", 1, 3), ("-2", 1, -2), ("0.5", 1.0, 0.5), ("1e-3", 0.1, 0.001),
+                                                 ("True", False, True), ("no", True, False), ("x,y", "", "x,y"),
+                                                 ("[1, 2]", None, [1, 2])])
+def test_values_take_the_type_of_the_default(raw, default, value):
+    parsed = notebooks.parse_value("unranged", raw, default)
+    assert parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("raw, default, says", [("abc", 1, "an integer"), ("1.5", 1, "an integer"),
+                                                ("fast", 0.1, "a number"), ("maybe", True, "a boolean (true or false)")])
+def test_badly_typed_values_say_what_the_parameter_takes(raw, default, says):
+    with pytest.raises(ValueError, match=f"parameter 'p' takes {re.escape(says)} \\(default {default!r}\\); got '{raw}'"):
+        notebooks.parse_value("p", raw, default)
+
+
+def test_ranges_include_and_exclude_their_bounds():
+    share, positive, top_p = notebooks.SHARE, notebooks.POSITIVE, notebooks.RANGES["top_p"]
+    assert [x in share for x in (-0.01, 0, 0.5, 1, 1.01, float("nan"), True)] == [False, True, True, True, False, False, False]
+    assert [x in positive for x in (0, 1e-9, 1e9)] == [False, True, True]
+    assert [x in top_p for x in (0, 0.3, 1.0)] == [False, True, True]
+    assert (str(share), str(positive), str(top_p), str(notebooks.AT_LEAST_1)) == ("[0, 1]", "(0, inf)", "(0, 1]", "[1, inf)")
+    # every ranged parameter's default lies in its range, in every notebook that declares it
+    for nb in notebooks.available_notebooks():
+        for name, p in notebooks.notebook_parameters(nb).items():
+            notebooks.check_range(name, p["default"])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_plans_every_notebook(profile):
+    """Every value a profile sets is declared by the notebook and lies in its known range."""
+    for nb in notebooks.available_notebooks():
+        assert runner.plan(nb.stem, profile).parameters["profile"] == profile
 
 
 def test_profiles_overlay_and_parameter_types():
@@ -44,7 +116,7 @@ def test_profiles_overlay_and_parameter_types():
     assert plan.parameters["profile"] == "smoke"
     assert plan.parameters["n_eval"] == 12  # from the smoke overlay
     assert plan.parameters["lr"] == 0.01 and plan.parameters["sft_steps"] == 3 and plan.parameters["arch"] == "qwen2"
-    declared = runner.notebook_parameters(runner.resolve_notebook("00"))
+    declared = notebooks.notebook_parameters(notebooks.resolve_notebook("00"))
     assert all(p["help"] for p in declared.values()), "every parameter needs a comment"
 
 
@@ -82,6 +154,8 @@ run = tracking.start_run("99_probe", globals())
 for i in range(20):
     run.log_metrics({"probe/value": x * i}, step=i)
 run.log_dict({"x": x}, "probe.json")
+if child:
+    run.child("arm")
 time.sleep(sleep)
 if fail:
     raise RuntimeError("probe asked to fail")
@@ -97,13 +171,84 @@ def probe_root(tmp_path, monkeypatch):
     (root / "lib" / "prmlab").mkdir(parents=True)
     (root / "pyproject.toml").write_text("[project]\nname = 'prmlab'\n")
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("profile = \"tiny\"  # parameter set\nseed = 0  # seed\nx = 1.0  # a value\nfail = False  # raise at the end\nsleep = 0.0  # seconds to wait before the end\n")
+    params = nbformat.v4.new_code_cell("profile = \"tiny\"  # parameter set\nseed = 0  # seed\nx = 1.0  # a value\nfail = False  # raise at the end\nsleep = 0.0  # seconds to wait before the end\nchild = False  # open a child run before the wait\n")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(PROBE)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "notebooks" / "99_probe.ipynb")
+    # a notebook with a section and a progress bar, as the library's long loops have
+    bars = nbformat.v4.new_notebook(metadata=nb.metadata)
+    params = nbformat.v4.new_code_cell("profile = \"tiny\"  # parameter set\nseed = 0  # seed\nn = 3  # loop length\n")
+    params.metadata["tags"] = ["parameters"]
+    bars.cells = [nbformat.v4.new_markdown_cell("# 98 · Bars"), params, nbformat.v4.new_markdown_cell("## Looping"),
+                  nbformat.v4.new_code_cell("import time\nfrom tqdm.auto import tqdm\nfor i in tqdm(range(n), desc='loop'):\n"
+                                            "    time.sleep(0.2)\nprint('looped', n)")]
+    nbformat.write(bars, root / "notebooks" / "98_bars.ipynb")
     monkeypatch.setenv("PRMLAB_ROOT", str(root))
     return root
+
+
+def _executed(res) -> Path:
+    return Path(next(ln.split(": ", 1)[1] for ln in res.stdout.splitlines() if ln.startswith("notebook: ")))
+
+
+def test_run_shows_each_cell_and_the_progress_bars_of_the_kernel(mlflow_store, probe_root):
+    res = prmlab("run", "98", "-p", "n", "4")
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stderr.splitlines()
+    cells = [ln for ln in lines if " cell " in ln]
+    assert [ln.split("] ", 1)[1] for ln in cells] == [
+        "cell 1/3  parameters", "cell 2/3  injected parameters", "cell 3/3  Looping | import time"]
+    assert all(re.fullmatch(r"\[\d\d:\d\d\] .*", ln) for ln in cells)
+    # not a terminal (a log file): each bar update on a line of its own, the last one complete
+    assert any(re.fullmatch(r"loop: 100%\|#+\| 4/4 .*", ln) for ln in lines), res.stderr
+    assert not any("\r" in ln for ln in lines)
+    assert lines.index(cells[-1]) < next(i for i, ln in enumerate(lines) if ln.startswith("loop:"))
+    # the bars stay out of the executed notebook; what the cell printed is in it
+    nb = nbformat.read(_executed(res), as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert "".join(o.get("text", "") for o in outputs) == "looped 4\n"
+    assert not any("widget" in str(o.get("data", {})) for o in outputs)
+
+
+def test_run_in_a_terminal_redraws_the_bar_in_place(mlflow_store, probe_root):
+    import pty
+
+    import threading
+
+    leader, follower = pty.openpty()
+    seen = []
+
+    def read():  # drain the terminal while the run writes to it (a full pty buffer would block the run)
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # every writer has closed the terminal
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "run", "98"], stdout=subprocess.PIPE, stderr=follower,
+                                text=True)
+        os.close(follower)
+        out, _ = proc.communicate(timeout=300)
+        reader.join(timeout=30)
+    finally:
+        os.close(leader)
+    text = b"".join(seen).decode()
+    assert proc.returncode == 0, out + text
+    assert "cell 3/3  Looping" in text and "\rloop:  33%" in text and "\rloop: 100%" in text
+
+
+def test_quiet_run_shows_no_progress(mlflow_store, probe_root):
+    res = prmlab("run", "98", "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert " cell " not in res.stderr and "loop:" not in res.stderr
+    assert "run_id: " in res.stdout
 
 
 def test_sweep_runs_the_grid_concurrently_without_losing_a_run(mlflow_store, probe_root):
@@ -131,13 +276,16 @@ def test_sweep_reports_failures(mlflow_store, probe_root):
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
 
 
-def _sleeping_probe_runs(n: int, timeout: float = 300) -> list:
+def _sleeping_probe_runs(n: int, proc: subprocess.Popen, timeout: float = 300) -> list:
     """Wait until ``n`` runs of the probe notebook are inside its final sleep; return them."""
     import time
 
     c = tracking.client()
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"prmlab exited with {proc.returncode} before the probe slept: {out}{err}")
         exp = c.get_experiment_by_name("99_probe")
         runs = c.search_runs([exp.experiment_id]) if exp else []
         sleeping = [r for r in runs if len(c.get_metric_history(r.info.run_id, "probe/value")) == 20]
@@ -152,17 +300,21 @@ def test_an_interrupted_run_ends_killed_with_its_partial_notebook(mlflow_store, 
     """Ctrl-C, or SIGTERM (a scheduler's time limit, a closed terminal), must not leave the run RUNNING."""
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "run", "99", "-p", "sleep", "120"],
+    tracking.experiment_id("99_probe")  # the store exists before two processes use it (its creation is not concurrent-safe)
+    proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "run", "99", "-p", "sleep", "120", "-p", "child", "true"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    [run] = _sleeping_probe_runs(1)
+    [run] = _sleeping_probe_runs(1, proc)
     c = tracking.client()
     proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, out + err
     assert "KILLED" in err and f"run_id: {run.info.run_id}" in out
+    assert "Traceback" not in err and "ZMQError" not in err, err  # the kernel stops quietly
     r = c.get_run(run.info.run_id)
     assert r.info.status == "KILLED"
     assert error in r.data.tags["prmlab.error"]
+    [child] = c.search_runs([r.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert child.info.status == "KILLED" and "parent run was stopped" in child.data.tags["prmlab.error"]
     local = c.download_artifacts(run.info.run_id, "notebook", str(tmp_path / "dl"))
     nb = nbformat.read(next(Path(local).glob("*.ipynb")), as_version=4)
     assert "run = tracking.start_run" in "".join(cell.source for cell in nb.cells)
@@ -171,9 +323,10 @@ def test_an_interrupted_run_ends_killed_with_its_partial_notebook(mlflow_store, 
 def test_a_terminated_sweep_stops_its_runs_and_starts_no_more(mlflow_store, probe_root):
     import signal
 
+    tracking.experiment_id("99_probe")  # the store exists before two processes use it
     proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "sweep", "99", "-g", "x=1,2,3", "-p", "sleep", "120",
                              "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _sleeping_probe_runs(2)
+    _sleeping_probe_runs(2, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, out + err

@@ -213,24 +213,6 @@ def test_budget_truncates_and_bad_config_is_rejected(tiny_policy, char_tokenizer
         s.extend(g, until="forever")
 
 
-def test_reorder_in_place_equals_select(tiny_policy, char_tokenizer):
-    s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=5))
-    a = s.start(PROMPTS * 2)
-    s.extend(a, until="step")
-    b = a.select(range(a.batch_size))  # an independent copy
-    index = [0, 0, 2, 3, 2, 5, 6, 1]
-    ref = a.select(index)
-    b.reorder_(index)
-    for r in range(len(index)):
-        assert b.token_ids(r) == ref.token_ids(r) and b.step_ends[r] == ref.step_ends[r]
-    assert torch.equal(b.stream, ref.stream)
-    s.extend(ref)
-    s.extend(b)
-    assert s.texts(ref) == s.texts(b)  # same cached state, same streams: same continuations
-    with pytest.raises(ValueError, match="select"):
-        b.reorder_([0, 1])
-
-
 @pytest.mark.parametrize("index", [[0, 0, 2, 3, 2, 5, 6, 1], [5, 1, 1], [7, 6, 5, 4, 3, 2, 1, 0, 0, 3]])
 def test_select_in_buffers_equals_select(tiny_policy, char_tokenizer, index):
     """``select_`` (rows moved inside the same cache buffers, fewer or more rows) continues exactly
@@ -273,3 +255,50 @@ def test_released_cache_is_reused_and_changes_nothing(tiny_policy, char_tokenize
     fresh.extend(c)
     assert s.texts(b) == fresh.texts(c)
     assert torch.equal(b.logprobs, c.logprobs)  # bit for bit the same as with a fresh cache
+
+
+def test_samples_carry_token_aligned_steps(tiny_policy, char_tokenizer, easy_task):
+    """Every sample's steps are token spans: each span decodes to its step text, the spans cover every
+    generated token but EOS in order, the texts are the task's own split of the sample, and the log-probs
+    are the policy's on a fresh forward pass."""
+    s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=5))
+    out = sample(s, PROMPTS, n=6, batch_size=7)
+    eos = set(s.eos_ids.tolist())
+    assert len(out.step_spans) == len(out.steps) == len(out.texts) == len(PROMPTS) * 6
+    for r, (ids, spans, steps) in enumerate(zip(out.token_ids, out.step_spans, out.steps)):
+        assert out.prompt_ids[r] == char_tokenizer(PROMPTS[r // 6]).input_ids
+        assert [char_tokenizer.decode(ids[a:b]).strip("\n") for a, b in spans] == steps
+        assert steps == easy_task.split_steps(out.texts[r])
+        covered = [t for a, b in spans for t in range(a, b)]
+        assert covered == [t for t in range(len(ids)) if ids[t] not in eos] or not steps
+        assert out.finished[r] == (bool(ids) and ids[-1] in eos)
+        ref = fresh_logprobs(tiny_policy, out.prompt_ids[r], ids)
+        assert torch.allclose(out.logprobs[r], ref, atol=1e-5)
+
+
+def test_samples_do_not_depend_on_prompt_order_or_streams_base(tiny_policy, char_tokenizer):
+    s = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=3))
+    fwd = sample(s, PROMPTS, n=3, batch_size=4)
+    rev = sample(s, PROMPTS[::-1], n=3, batch_size=5, streams=[i * 3 for i in range(len(PROMPTS))][::-1])
+    assert fwd.texts == [t for i in range(len(PROMPTS))[::-1] for t in rev.of(i)]
+    assert fwd.step_spans == [sp for i in range(len(PROMPTS))[::-1] for sp in rev.step_spans[i * 3 : i * 3 + 3]]
+    with pytest.raises(ValueError, match="streams"):
+        sample(s, PROMPTS, n=2, streams=[0])
+
+
+def test_blank_lines_join_the_next_step(char_tokenizer):
+    """Step texts are the lines a reader sees: a blank-line span is not a step; its tokens go to the next
+    step, or to the last step at the end."""
+    from prmlab.sampling import step_texts
+
+    text = "1+2=3\n\n3*4=12\n \nA: 12\n\n"
+    ids = char_tokenizer(text, add_special_tokens=False).input_ids
+    ends = [i + 1 for i, c in enumerate(text) if c == "\n"]
+    spans = list(zip([0] + ends[:-1], ends))
+    got_spans, got = step_texts(char_tokenizer, ids, spans, eos=set())
+    assert got == ["1+2=3", "3*4=12", "A: 12"]
+    assert got_spans == [(0, 6), (6, 14), (14, len(text))]
+    lead = char_tokenizer("\n5", add_special_tokens=False).input_ids
+    assert step_texts(char_tokenizer, lead, [(0, 1), (1, 2)], eos=set()) == ([(0, 2)], ["5"])
+    assert step_texts(char_tokenizer, ids[5:7], [(0, 1), (1, 2)], eos=set()) == ([], [])  # blank only
+    assert step_texts(char_tokenizer, [], [], eos=set()) == ([], [])

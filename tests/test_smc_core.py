@@ -9,8 +9,6 @@ import pytest
 
 from prmlab.decoding.resampling import (
     RESAMPLING_SCHEMES,
-    ess,
-    ess_from_log_weights,
     normalize_log_weights,
     offspring_counts,
     resample,
@@ -22,6 +20,7 @@ from prmlab.decoding.smc import (
     particle_gibbs,
     run_smc,
 )
+from prmlab.metrics import ess
 
 # ---- a 3-state, 4-symbol HMM: x_0 ~ PI0, x_t ~ A[x_{t-1}], y_t ~ B[x_t] for t = 1..T ----------------
 
@@ -107,7 +106,7 @@ def posterior_xt(result) -> np.ndarray:
 def test_ess_and_stable_normalization():
     assert ess(np.ones(10)) == pytest.approx(10.0)
     assert ess(np.eye(10)[3]) == pytest.approx(1.0)
-    assert ess_from_log_weights(np.full(7, -1e4)) == pytest.approx(7.0)
+    assert ess(normalize_log_weights(np.full(7, -1e4))[0]) == pytest.approx(7.0)  # exp(-1e4) underflows alone
     w, log_sum = normalize_log_weights(np.array([-1e4, -1e4 - np.log(3.0), -np.inf]))
     np.testing.assert_allclose(w, [0.75, 0.25, 0.0])
     assert log_sum == pytest.approx(-1e4 + np.log(4 / 3))
@@ -295,6 +294,19 @@ def test_annealing_schedule_is_applied_per_step(schedule):
     # incremental, never resampled: log w_T = sum_t log G_t / tau_t
     expected = sum(h.log_potentials / tau for h, tau in zip(res.history, taus))
     np.testing.assert_allclose(res.log_weights, expected - np.log(np.exp(expected).sum()), atol=1e-10)
+
+
+def test_recorded_ess_and_resampling_decision_use_the_one_ess():
+    """Each step's ESS is `prmlab.metrics.ess` of its weights (against the textbook 1 / sum w^2 as well),
+    and resampling happens before a step exactly when the previous ESS fell under threshold * N."""
+    n, threshold = 40, 0.6
+    res = run_smc(hmm_model(), SMCConfig(n_particles=n, ess_threshold=threshold, max_steps=T), np.random.default_rng(1))
+    for h in res.history:
+        w = np.exp(h.log_weights)
+        assert h.ess == ess(w) == pytest.approx(1.0 / np.sum(w**2), rel=1e-12)
+    decisions = [h.resampled for h in res.history[1:]]
+    assert decisions == [h.ess < threshold * n for h in res.history[:-1]]
+    assert any(decisions) and not all(decisions)  # the threshold really decided
 
 
 # ---- Particle Gibbs -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from prmlab import tracking
+from prmlab import artifacts, tracking
 from prmlab.paths import project_root
 
 
@@ -36,7 +36,7 @@ def test_run_logs_params_metrics_artifacts_and_tags(mlflow_store, tmp_path, tiny
     run.log_metrics({"train/loss": 1.0}, step=1)
     run.log_figure(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])), "curve")
     run.log_dict({"a": 1}, "summary.json")
-    run.log_model(tiny_policy, char_tokenizer, "policy", config={"k": 1})
+    artifacts.log_model(run, "policy", tiny_policy, kind="policy", tokenizer=char_tokenizer, config={"k": 1})
     run.finish()
     c = tracking.client()
     r = c.get_run(run.id)
@@ -51,19 +51,19 @@ def test_run_logs_params_metrics_artifacts_and_tags(mlflow_store, tmp_path, tiny
     assert {"figures/curve.html", "figures/curve.json", "summary.json", "policy"} <= names
     assert str(tmp_path / "store" / "mlartifacts") in r.info.artifact_uri  # artifacts beside the store
 
-    model, tok, found = tracking.load_model("00_policy_sft", "policy", profile="smoke", device="cpu")
+    model, tok, found = artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="smoke", device="cpu")
     assert found.info.run_id == run.id
     assert tok("Q: 1 +1\n").input_ids == char_tokenizer("Q: 1 +1\n").input_ids
 
 
 def test_missing_run_says_which_notebook_to_run(mlflow_store):
     with pytest.raises(tracking.NoRunError, match=r"prmlab run 00 --profile smoke"):
-        tracking.load_model("00_policy_sft", "policy", profile="smoke")
+        artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="smoke")
 
 
 def test_unfinished_or_other_profile_runs_are_not_used(mlflow_store, tiny_policy, char_tokenizer):
     run = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 0})
-    run.log_model(tiny_policy, char_tokenizer, "policy")
+    artifacts.log_model(run, "policy", tiny_policy, kind="policy", tokenizer=char_tokenizer)
     with pytest.raises(tracking.NoRunError):  # still RUNNING
         tracking.latest_run("00_policy_sft", "tiny")
     run.finish()
@@ -117,3 +117,86 @@ def test_shutting_down_a_jupyter_kernel_ends_its_unfinished_run_killed(mlflow_st
     r = tracking.client().get_run(run_id)
     assert r.info.status == "KILLED"
     assert "exited" in r.data.tags["prmlab.error"]
+
+
+def test_experiments_are_model_development_experiments_described_by_their_notebook(mlflow_store):
+    run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
+    c = tracking.client()
+    tags = c.get_experiment(run.info.experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"  # not GenAI: runs, not traces
+    assert tags["mlflow.note.content"] == "The base policy (supervised fine-tuning)"
+    run.set_headline(["pass@1 is 0.400: the target holds.", "pass@16 is 0.950: the target holds."])
+    assert c.get_run(run.id).data.tags["mlflow.note.content"] == (
+        "- pass@1 is 0.400: the target holds.\n- pass@16 is 0.950: the target holds.")
+    run.finish()
+    # an experiment from before these tags gets them the next time it is used
+    old = c.create_experiment("01_prm_training")
+    tracking.experiment_id("01_prm_training")
+    assert c.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    # an experiment that is not a notebook's has no description
+    assert "mlflow.note.content" not in c.get_experiment(tracking.experiment_id("scratch")).tags
+
+
+def test_latest_runs_per_profile_whatever_their_status_and_without_child_runs(mlflow_store):
+    first = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 0})
+    first.finish()
+    smoke = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
+    smoke.finish("FAILED")
+    running = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 1})
+    arm = running.child("arm")  # a newer run, but an arm of `running`, not a run of the notebook
+    latest = tracking.latest_runs("00_policy_sft")
+    assert {p: (r.info.run_id, r.info.status) for p, r in latest.items()} == {
+        "tiny": (running.id, "RUNNING"), "smoke": (smoke.id, "FAILED")}
+    arm.finish()
+    assert tracking.latest_run("00_policy_sft", "tiny").info.run_id == first.id  # the latest FINISHED one
+    running.end_running_children("test")
+    running.finish()
+    assert tracking.latest_runs("nobody") == {}
+
+
+def test_a_stopped_run_ends_its_running_children_killed(mlflow_store):
+    run = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 0})
+    done, left = run.child("done"), run.child("left")
+    done.finish()
+    run.end_running_children("the parent run was stopped: test")
+    c = tracking.client()
+    assert c.get_run(done.id).info.status == "FINISHED"
+    assert c.get_run(left.id).info.status == "KILLED"
+    assert c.get_run(left.id).data.tags["prmlab.error"] == "the parent run was stopped: test"
+    run.finish()
+
+
+def _serve(folder):
+    """An HTTP server for ``folder`` on 127.0.0.1 (a free port) in a thread; returns (server, base url)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_figure_artifacts_draw_offline_in_a_real_browser(mlflow_store, tmp_path):
+    """A figure artifact opened with no internet: plotly.js must be in the file (a CDN link draws nothing)."""
+    import plotly.graph_objects as go
+    from headless import dump_dom, require_browser
+
+    require_browser()
+    fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="lines", name="curve"))
+    run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
+    run.log_figure(fig, "curve")
+    run.finish()
+    folder = tmp_path / "dl"
+    tracking.client().download_artifacts(run.id, "figures", str(folder))
+    fig.write_html(folder / "figures" / "from_cdn.html", include_plotlyjs="cdn")  # the control: needs the internet
+    server, base = _serve(folder / "figures")
+    try:
+        drawn = dump_dom(f"{base}/curve.html", wait_ms=10000)
+        control = dump_dom(f"{base}/from_cdn.html", wait_ms=10000)
+    finally:
+        server.shutdown()
+    assert 'class="main-svg"' in drawn and 'class="js-line"' in drawn  # the axes and the line were drawn
+    assert 'class="main-svg"' not in control  # the check sees a figure that did not draw

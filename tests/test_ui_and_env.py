@@ -9,6 +9,7 @@ import subprocess
 import time
 import tomllib
 import urllib.request
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -25,38 +26,91 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_make_ui_serves_the_store_on_loopback(mlflow_store):
+def _descendants(pid: int) -> list[str]:
+    """Command lines of every process under ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        try:
+            found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+        todo += children.get(child, [])
+    return found
+
+
+@pytest.fixture(scope="module")
+def ui(module_store):
+    """`make ui` on a free port over a store holding one finished run: (process, port, run, its output)."""
+    import threading
+
     run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
     run.log_metrics({"eval/pass_at_1": 0.5})
     run.finish()
     port = free_port()
     proc = subprocess.Popen(["make", "-s", "ui", f"PORT={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, env=os.environ.copy())
+    log: list[bytes] = []
+    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()  # a full pipe would stall the server
     try:
-        body = json.dumps({"experiment_ids": [run.client.get_run(run.id).info.experiment_id]}).encode()
-        deadline = time.time() + 120
-        found = None
-        while time.time() < deadline:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", data=body,
-                                             headers={"Content-Type": "application/json"})
-                found = json.loads(urllib.request.urlopen(req, timeout=5).read())
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"make ui exited: {proc.stdout.read().decode()}")
-                time.sleep(1)
-        assert found is not None, "the MLflow UI did not answer on 127.0.0.1"
-        ids = [r["info"]["run_id"] for r in found.get("runs", [])]
-        assert ids == [run.id]
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
-        assert "<html" in page.lower()
+        yield proc, port, run, log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _search_runs(ui) -> dict:
+    """The runs of the run's experiment, asked of the UI's server once it answers."""
+    proc, port, run, log = ui
+    body = json.dumps({"experiment_ids": [run.info.experiment_id]}).encode()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", data=body,
+                                         headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req, timeout=5).read())
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"make ui exited: {b''.join(log).decode()}")
+            time.sleep(1)
+    pytest.fail("the MLflow UI did not answer on 127.0.0.1")
+
+
+def test_make_ui_serves_the_store_on_loopback_without_job_workers(ui):
+    proc, port, run, log = ui
+    assert [r["info"]["run_id"] for r in _search_runs(ui).get("runs", [])] == [run.id]
+    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+    assert "<html" in page.lower()
+    processes = _descendants(proc.pid)
+    assert any("mlflow server" in cmd for cmd in processes), processes
+    assert not any("huey" in cmd or "_job_runner" in cmd for cmd in processes), processes  # no GenAI job workers
+    printed = b"".join(log).decode()
+    assert f"open http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in printed, printed
+
+
+def test_the_printed_address_opens_the_runs_view(ui):
+    """In a real headless browser, the experiment page in the view `prmlab ui` prints shows the runs
+    table with the run, not MLflow's GenAI "Overview" of traces."""
+    from headless import dump_dom, require_browser, visible_text
+
+    require_browser()
+    proc, port, run, log = ui
+    _search_runs(ui)
+    text = visible_text(dump_dom(f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}?workflowType=machine_learning"))
+    assert text.startswith("Runs - Experiment") and "policy_sft-smoke-seed0" in text, text[:2000]
+    assert "Evaluation runs" not in text and "Traces 0" not in text
+    listing = visible_text(dump_dom(f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning"))
+    assert "The base policy (supervised fine-tuning)" in listing, listing[:2000]  # experiments carry their purpose
 
 
 def test_ui_binds_loopback_only():
@@ -89,6 +143,21 @@ def test_readme_gives_the_two_commands_and_ci_calls_make_test():
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M)
     assert "torch==2.13.0" in ci
+    assert "apt-get install -y -qq chromium" in ci  # the browser checks' browser, where it can be had
+
+
+def test_readme_is_a_guide_whose_table_quotes_the_notebook_durations():
+    from prmlab.notebooks import TINY_MINUTES
+
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 160  # a guide of about 150 lines
+    assert "Comparing runs in the MLflow UI" in readme and "workflowType" not in readme  # said in words
+    rows = dict(re.findall(r"^\| `(\d\d_\w+)` \|.*\| (\d+) min \|$", readme, re.M))
+    assert rows and {nb: int(m) for nb, m in rows.items()} == {nb: TINY_MINUTES[nb] for nb in rows}
+    for link in re.findall(r"\]\(([^)]+)\)", readme):  # the metric reference and the benchmark notes
+        assert (ROOT / link).is_file(), link
+    metrics = (ROOT / "notebooks" / "README.md").read_text()
+    assert all(f"## {nb}" in metrics for nb in rows)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from . import runner, tracking
+from . import notebooks, runner, tracking
+from .choices import unknown_choice
 from .paths import project_root
 from .profiles import PROFILES
 
@@ -28,9 +30,12 @@ def cmd_run(args) -> int:
     tags = dict(t.split("=", 1) for t in args.tag)
     plan = runner.plan(args.notebook, args.profile, args.param)
     print(f"running {plan.notebook.name} (profile {plan.profile}) with {plan.parameters}", flush=True)
+    if args.verbose:  # papermill logs the notebook's outputs at level INFO
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
     try:
-        run_id, output = runner.execute(plan, tags=tags, log_output=args.verbose)
+        run_id, output = runner.execute(plan, tags=tags, log_output=args.verbose,
+                                        progress=None if args.quiet else sys.stderr)
     except runner.RunFailed as e:
         print(f"FAILED: {e}", file=sys.stderr)
         print(f"run_id: {e.run_id}\nnotebook: {e.output}")
@@ -54,8 +59,10 @@ def _grid(specs: list[str], declared: dict) -> list[dict]:
             raise ValueError(f"grid axis must look like NAME=V1,V2; got {spec!r}")
         name, values = spec.split("=", 1)
         if name not in declared:
-            raise ValueError(f"unknown parameter {name!r}; valid parameters: {', '.join(declared)}")
-        axes.append([(name, v) for v in values.split(",") if v != ""])
+            raise unknown_choice(name, declared, "parameter")
+        if any(not v.strip() for v in values.split(",")):
+            raise ValueError(f"grid axis {spec!r} has an empty value; give NAME=V1,V2 with no empty entry")
+        axes.append([(name, v.strip()) for v in values.split(",")])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 
 
@@ -79,7 +86,7 @@ def cmd_sweep(args) -> int:
     lock = threading.Lock()  # no run starts once the sweep is stopping
 
     def one(g: dict):
-        cmd = [sys.executable, "-m", "prmlab.cli", "run", str(base.notebook), "--profile", args.profile,
+        cmd = [sys.executable, "-m", "prmlab.cli", "run", str(base.notebook), "--profile", args.profile, "--quiet",
                "--tag", f"{tracking.TAG_PREFIX}sweep={sweep_id}"]
         for name, value in list(args.param) + list(g.items()):
             cmd += ["-p", name, str(value)]
@@ -122,15 +129,32 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_params(args) -> int:
-    nb = runner.resolve_notebook(args.notebook)
-    for name, p in runner.notebook_parameters(nb).items():
-        print(f"{name:22s} = {p['default']!r:34s} # {p['help']}")
+    nb = notebooks.resolve_notebook(args.notebook)
+    changed = runner.plan(nb, args.profile).parameters if args.profile else {}
+    for name, p in notebooks.notebook_parameters(nb).items():
+        allowed = notebooks.RANGES.get(name)
+        help_text = p["help"] + (f" (in {allowed})" if allowed else "")
+        if name in changed and changed[name] != p["default"]:  # marked, with the default it replaces
+            print(f"* {name:22s} = {changed[name]!r:34s} # [{args.profile}; default {p['default']!r}] {help_text}")
+        else:
+            print(f"  {name:22s} = {p['default']!r:34s} # {help_text}")
     return 0
 
 
 def cmd_notebooks(args) -> int:
-    for nb in runner.available_notebooks():
-        print(nb.stem)
+    """Each notebook: its purpose, its duration on the tiny profile, and its latest run per profile."""
+    store = tracking.local_store_path()
+    look = store is None or store.exists()  # a fresh checkout has no store yet: nothing to look up
+    for nb in notebooks.available_notebooks():
+        minutes = notebooks.TINY_MINUTES.get(nb.stem)
+        print(f"{nb.stem:18s} {notebooks.purpose(nb)}")
+        print(f"{'':18s} tiny profile: {f'about {minutes} min on 2 CPU cores' if minutes else 'duration not measured yet'}")
+        latest = tracking.latest_runs(nb.stem) if look else {}
+        for profile, run in sorted(latest.items()):
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.info.start_time / 1000))
+            print(f"{'':18s} latest {profile} run: {run.info.status} {run.info.run_id}, started {when}")
+        if not latest:
+            print(f"{'':18s} no runs yet")
     return 0
 
 
@@ -153,30 +177,56 @@ def mlflow_ui_command(host: str, port: int) -> list[str]:
     return cmd
 
 
+# The server's environment: without MLflow's GenAI job workers (eight processes prmlab never uses) and
+# without telemetry.
+MLFLOW_UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def mlflow_ui_url(host: str, port: int) -> str:
+    """The experiments page in MLflow's "Model training" view (its runs tables; MLflow 3 opens the GenAI
+    view by default, until "Model training" is picked once at the top of the page)."""
+    return f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
+
+
 def cmd_ui(args) -> int:
     tracking.client().search_experiments()  # creates the local store if it does not exist yet
-    cmd = mlflow_ui_command(args.host, args.port)
-    print(f"MLflow UI on http://{args.host}:{args.port} over {tracking.tracking_uri()}", flush=True)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    return subprocess.call(cmd)
+    print(f"MLflow UI over {tracking.tracking_uri()}\nopen {mlflow_ui_url(args.host, args.port)}", flush=True)
+    return subprocess.call(mlflow_ui_command(args.host, args.port), env={**os.environ, **MLFLOW_UI_ENV})
 
 
-def cmd_lab(args) -> int:
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", args.host, "--port", str(args.port), "--no-browser",
+def lab_command(host: str, port: int) -> list[str]:
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", host, "--port", str(port), "--no-browser",
            f"--ServerApp.root_dir={project_root()}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    return subprocess.call(cmd)
+    return cmd
+
+
+def cmd_lab(args) -> int:
+    print(f"JupyterLab on http://{args.host}:{args.port}/lab over {project_root()} "
+          "(the address with its login token follows in JupyterLab's log)", flush=True)
+    return subprocess.call(lab_command(args.host, args.port))
+
+
+EXAMPLES = """examples:
+  prmlab notebooks                                   what there is to run, and the latest runs
+  prmlab run 00                                      the base policy on the tiny profile (about 5 minutes)
+  prmlab run 00 --profile smoke -p seed 3            a quick check with another seed
+  prmlab sweep 00 -g mistake_rate=0.2,0.3 --seeds 2  a grid of runs, compared in `prmlab ui`
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="prmlab", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = argparse.ArgumentParser(prog="prmlab", description=__doc__, epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="execute a notebook through papermill as one MLflow run")
     _add_run_args(p)
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="extra MLflow tag")
-    p.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
+    p.add_argument("-v", "--verbose", action="store_true", help="also stream every output of the notebook")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress (by default: a line per cell and the notebook's progress bars, on stderr)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a parameter grid as separate runs of one experiment")
@@ -187,10 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("params", help="list a notebook's parameters with their defaults and help")
-    p.add_argument("notebook")
+    p.add_argument("notebook", help="notebook number (00), name (00_policy_sft) or path")
+    p.add_argument("--profile", default=None, help=f"show the values this profile sets ({' | '.join(PROFILES)})")
     p.set_defaults(func=cmd_params)
 
-    p = sub.add_parser("notebooks", help="list the notebooks")
+    p = sub.add_parser("notebooks", help="the notebooks: purpose, duration, latest run per profile")
     p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("report", help="write an HTML summary of the latest finished runs into reports/")
@@ -198,20 +249,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file (default reports/summary-<profile>.html)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("ui", help="MLflow UI over the project's tracking store")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p = sub.add_parser("ui", help="MLflow UI over the project's tracking store",
+                       description="Serve the MLflow UI over the store the notebooks log to ($MLFLOW_TRACKING_URI, "
+                                   "else runs/mlflow.db); stop it with Ctrl-C.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; reach it from elsewhere "
+                        "through an SSH tunnel rather than by listening on 0.0.0.0)")
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     p.set_defaults(func=cmd_ui)
 
-    p = sub.add_parser("lab", help="JupyterLab on the project")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8888)
+    p = sub.add_parser("lab", help="JupyterLab on the project",
+                       description="Start JupyterLab rooted at the project, without opening a browser; stop it "
+                                   "with Ctrl-C.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; use an SSH tunnel from elsewhere)")
+    p.add_argument("--port", type=int, default=8888, help="port to listen on (default 8888)")
     p.set_defaults(func=cmd_lab)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except (ValueError, LookupError) as e:

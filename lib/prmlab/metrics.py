@@ -3,7 +3,11 @@ best-of-N and (weighted) majority-vote accuracy, and the effective sample size o
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+
+from prmlab.choices import check_choice
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -92,6 +96,44 @@ def step_accuracy(scores, labels, threshold: float = 0.5) -> float:
     if s.size == 0:
         return float("nan")
     return float(np.mean((s >= threshold) == y))
+
+
+def within_problem_auroc(solution_scores, correct) -> float:
+    """How well a verifier ranks the solutions *of one problem*: per problem, the AUROC of its
+    solutions' scores against their correctness, averaged over the problems that have both a correct
+    and a wrong solution (NaN when none has). Best-of-N, weighted votes, beam search and SMC only ever
+    compare solutions of one problem; a pooled AUROC over all problems also rewards scoring easy
+    problems above hard ones, which none of them can use.
+
+    ``solution_scores`` and ``correct`` are [problems][samples] (rows may differ in length).
+    """
+    if len(solution_scores) != len(correct):
+        raise ValueError(f"solution_scores has {len(solution_scores)} problems but correct has {len(correct)}")
+    per_problem = [auroc(np.asarray(s, dtype=float), np.asarray(y, dtype=float)) for s, y in zip(solution_scores, correct)]
+    defined = [a for a in per_problem if not np.isnan(a)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
+def step_auroc_by_kind(step_scores, step_kinds, ok: str = "ok") -> dict[str, float]:
+    """Per kind of first error, the AUROC of step scores separating the steps before a solution's
+    first error (positives) from the first wrong steps of that kind (negatives).
+
+    ``step_scores`` and ``step_kinds`` are per solution: a score and a kind (``ok`` or an error kind)
+    per step; a solution's first error is its first step whose kind is not ``ok``. Steps after the
+    first error are left out (whether they are right depends on what "right" means after a mistake).
+    When the two lists of a solution differ in length, the shorter one counts. Kinds are sorted.
+    """
+    if len(step_scores) != len(step_kinds):
+        raise ValueError(f"step_scores has {len(step_scores)} solutions but step_kinds has {len(step_kinds)}")
+    good: list[float] = []
+    first_errors: dict[str, list[float]] = {}
+    for scores, kinds in zip(step_scores, step_kinds):
+        for score, kind in zip(np.asarray(scores, dtype=float).ravel(), kinds):
+            if kind != ok:
+                first_errors.setdefault(kind, []).append(float(score))
+                break
+            good.append(float(score))
+    return {kind: auroc(good + bad, [1] * len(good) + [0] * len(bad)) for kind, bad in sorted(first_errors.items())}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -206,23 +248,25 @@ def aggregate_step_scores(step_scores, how: str = "min") -> float:
 
     ``how``: ``"min"`` (the weakest step, the usual PRM choice), ``"last"`` (the final step),
     ``"prod"`` (product, i.e. probability that all steps are right), ``"mean"``.
-    A solution with no steps scores ``-inf``, so it ranks below every scored solution.
+
+    A solution with no steps scores 0.0, the lowest reward a step can get: it never ranks above a
+    scored solution (it ties only with one scored exactly 0), and, unlike -inf, it is a valid vote weight
+    and a finite SMC potential, so rerankers, voting, beam search and SMC can all use the one rule.
     """
-    if how not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {how!r}; choose one of {AGGREGATIONS}")
+    check_choice(how, AGGREGATIONS, "aggregation")
     s = np.asarray(step_scores, dtype=float).ravel()
     if s.size == 0:
-        return float("-inf")
+        return 0.0
     return float({"min": np.min, "last": lambda v: v[-1], "prod": np.prod, "mean": np.mean}[how](s))
 
 
-def _default_ns(n_max: int) -> list[int]:
-    """1, 2, 4, ... up to n_max."""
+def powers_of_two(n_max: int) -> list[int]:
+    """1, 2, 4, ... up to n_max (the budgets N of best-of-N and search curves)."""
     return [2**i for i in range(int(np.log2(n_max)) + 1)] if n_max >= 1 else []
 
 
 def _check_ns(ns, n_max: int) -> list[int]:
-    ns = _default_ns(n_max) if ns is None else [int(n) for n in ns]
+    ns = powers_of_two(n_max) if ns is None else [int(n) for n in ns]
     bad = [n for n in ns if not 1 <= n <= n_max]
     if bad:
         raise ValueError(f"ns must lie in [1, {n_max}] (the samples per problem); got {bad}")
@@ -271,8 +315,7 @@ def best_of_n_accuracy(
         )
     if np.isnan(s).any():
         raise ValueError("scores contain NaN")
-    if subsets not in SUBSET_MODES:
-        raise ValueError(f"unknown subsets {subsets!r}; choose one of {SUBSET_MODES}")
+    check_choice(subsets, SUBSET_MODES, "subsets")
     ns = _check_ns(ns, s.shape[1])
     if subsets == "exact":
         return {n: float(np.mean([_expected_best_of_n(si, yi, n) for si, yi in zip(s, y)])) for n in ns}
@@ -340,8 +383,7 @@ def majority_accuracy(
     prefixes of one permutation per problem and draw (an unbiased estimate of the expectation over
     subsets; there is no cheap exact formula for voting); ``"first"`` uses the first n samples.
     """
-    if subsets not in ("first", "random"):
-        raise ValueError(f"unknown subsets {subsets!r}; choose one of ('first', 'random')")
+    check_choice(subsets, ("first", "random"), "subsets")
     if len(answers) != len(reference):
         raise ValueError(f"answers has {len(answers)} problems but reference has {len(reference)}")
     sizes = {len(a) for a in answers}
@@ -371,9 +413,48 @@ def majority_accuracy(
     return out
 
 
+def exact_majority_accuracy(answers, weights, reference, ns) -> dict[int, float]:
+    """(Weighted) majority-vote accuracy per n, exactly averaged over uniformly random n-subsets.
+
+    Averages ``majority_accuracy(subsets="first")`` over all N! orderings of each problem's N
+    samples: every n-subset is a prefix equally often, and vote ties go to the answer seen first,
+    i.e. are broken at random. Meant for small N (4 samples: 24 orderings)."""
+    N = len(answers[0]) if answers else 0
+    w = [[1.0] * N for _ in answers] if weights is None else [list(map(float, r)) for r in weights]
+    perms = list(itertools.permutations(range(N)))
+    total = dict.fromkeys(ns, 0.0)
+    for p in perms:
+        acc = majority_accuracy(
+            [[a[j] for j in p] for a in answers], [[r[j] for j in p] for r in w], reference, ns=ns, subsets="first"
+        )
+        for n in ns:
+            total[n] += acc[n] / len(perms)
+    return total
+
+
+def within_question_pair_accuracy(scores, correct) -> float:
+    """Over (correct, wrong) pairs of solutions to the same question, the fraction the scores order
+    right (ties count 1/2): the within-question AUROC with every pair weighted alike, which is what
+    best-of-N depends on (`within_problem_auroc` weights every problem alike instead). A pooled AUROC
+    also rewards telling easy questions from hard ones. ``scores`` and ``correct`` are [questions, N]
+    arrays; NaN when there is no such pair."""
+    s, c = np.asarray(scores, dtype=float), np.asarray(correct, dtype=bool)
+    pos, neg = c[:, :, None], ~c[:, None, :]  # [q, i, j]: i correct and j wrong
+    diff = s[:, :, None] - s[:, None, :]
+    pairs = pos & neg
+    n = pairs.sum()
+    return float(((diff > 0) + 0.5 * (diff == 0))[pairs].sum() / n) if n else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------
+# Importance weights
+# --------------------------------------------------------------------------------------------------
+
+
 def ess(weights) -> float:
     """Effective sample size 1 / sum(w_i^2) of nonnegative weights after normalising them to sum
-    to 1: N for uniform weights, 1 when one weight holds all the mass."""
+    to 1: N for uniform weights, 1 when one weight holds all the mass. The one ESS of prmlab (the SMC
+    core computes its resampling decision and logged ESS with it)."""
     w = np.asarray(weights, dtype=float).ravel()
     if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise ValueError("ess needs finite, nonnegative weights with a positive sum")

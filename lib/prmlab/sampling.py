@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .choices import check_choice
 from .kv_decoder import DecoderState, make_decoder
 
 
@@ -148,14 +149,6 @@ class Generation:
             seen.add(r)
         return stream, next_stream
 
-    def reorder_(self, index) -> None:
-        """In place, the same as ``self = self.select(index)`` for a same-size ``index``; the cache copies
-        only the rows that change (e.g. after resampling with survivors kept in their slots)."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        if len(index) != self.batch_size:
-            raise ValueError(f"reorder_ needs {self.batch_size} indices, got {len(index)}; use select")
-        self.select_(index)
-
     def select_(self, index) -> None:
         """In place, the same as ``self = self.select(index)``, reusing the cache buffers (see
         ``DecoderState.select_``): cheaper when rows are dropped or duplicated as the batch goes on."""
@@ -198,7 +191,12 @@ class Sampler:
         self.decoder = make_decoder(model)
         self.device = self.decoder.device
         self.eos_ids = torch.tensor(_eos_ids(model, tokenizer), dtype=torch.long, device=self.device)
-        self.step_ids = torch.tensor(_ids_containing(tokenizer, step_delimiter), dtype=torch.long, device=self.device)
+        if not step_delimiter:
+            raise ValueError("step_delimiter must be a non-empty string")
+        self.step_delimiter = step_delimiter
+        # A step ends on a token that completes the delimiter; such a token holds its last character. A
+        # longer delimiter ("\n\n") may be spread over several tokens ("\n", "\n"): the text is checked.
+        self.step_ids = torch.tensor(_ids_containing(tokenizer, step_delimiter[-1]), dtype=torch.long, device=self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
@@ -249,8 +247,7 @@ class Sampler:
         A row paused at a step end keeps its cache for the next call. A finished row keeps its tokens,
         log-probs and length, but not its cached keys and values (it is never extended again): sampling
         to the end stops computing finished rows by moving live rows over them."""
-        if until not in ("end", "step"):
-            raise ValueError(f"until must be 'end' or 'step', got {until!r}")
+        check_choice(until, ("end", "step"), "value of until")
         cfg = self.config
         rows = (~gen.finished).nonzero()[:, 0]
         if len(rows) == 0:
@@ -281,6 +278,8 @@ class Sampler:
             gen.n_generated[lr] += 1
             is_eos = torch.isin(tok, eos_ids) & live
             is_step = torch.isin(tok, step_ids) & live
+            if len(self.step_delimiter) > 1 and is_step.any():
+                self._keep_completed_delimiters(gen, wr, pos, is_step)
             out_of_budget = (pos + 1 >= budget) & live & ~is_eos
             finished_now = is_eos | out_of_budget
             ended = (is_eos | is_step | out_of_budget).nonzero()[:, 0]
@@ -333,6 +332,15 @@ class Sampler:
             gen.state.put(work_rows.to(dev), full)
         return gen
 
+    def _keep_completed_delimiters(self, gen: Generation, wr, pos, is_step) -> None:
+        """Clear ``is_step`` where the text of the row's current step, up to its token just drawn, does not
+        yet contain the (multi-character) delimiter: e.g. a single newline when steps are paragraphs."""
+        for i in is_step.nonzero()[:, 0].tolist():
+            r, end = int(wr[i]), int(pos[i]) + 1
+            start = gen.step_ends[r][-1] if gen.step_ends[r] else 0
+            if self.step_delimiter not in self.tokenizer.decode(gen.tokens[r, start:end].tolist()):
+                is_step[i] = False
+
     def texts(self, gen: Generation) -> list[str]:
         """Generated text of every row (without EOS)."""
         eos = set(self.eos_ids.tolist())
@@ -342,7 +350,8 @@ class Sampler:
         """Completed steps of ``row`` as text, delimiters stripped."""
         ids = gen.token_ids(row)
         eos = set(self.eos_ids.tolist())
-        return [self.tokenizer.decode([t for t in ids[a:b] if t not in eos]).strip("\n") for a, b in gen.step_spans(row)]
+        return [self.tokenizer.decode([t for t in ids[a:b] if t not in eos]).strip(self.step_delimiter)
+                for a, b in gen.step_spans(row)]
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -366,41 +375,118 @@ def _ids_containing(tokenizer, text: str) -> list[int]:
 
 @dataclass
 class Samples:
-    """Finished samples: ``n`` per prompt, row ``i * n + j`` is sample j of prompt i."""
+    """Finished samples: ``n`` per prompt, row ``i * n + j`` is sample j of prompt i.
+
+    Every row keeps what its consumers need, from one sampling loop: the prompt's token ids, the sampled
+    token ids (the EOS token included when one was sampled) with their log-probs, and the reasoning
+    steps both as token spans (``(start, end)`` offsets into ``token_ids``, end exclusive) and as text
+    (each span decoded, its delimiter stripped). Evaluation, search pools, Monte Carlo labels and RL
+    credit assignment all read steps from here.
+    """
 
     prompts: list[str]
     n: int
-    texts: list[str]
-    token_ids: list[list[int]]
-    logprobs: list[torch.Tensor]
-    truncated: list[bool]
+    prompt_ids: list[list[int]]  # per row, the prompt's token ids
+    texts: list[str]  # per row, the generated text (without EOS)
+    token_ids: list[list[int]]  # per row, the generated ids (EOS included when sampled)
+    logprobs: list[torch.Tensor]  # per row, log-prob of each generated token (see `draw_tokens`)
+    step_spans: list[list[tuple[int, int]]]  # per row, token span of each step
+    steps: list[list[str]]  # per row, text of each step
+    truncated: list[bool]  # per row, the token budget ran out before EOS
 
     def of(self, i: int) -> list[str]:
         return self.texts[i * self.n : (i + 1) * self.n]
+
+    def steps_of(self, i: int) -> list[list[str]]:
+        return self.steps[i * self.n : (i + 1) * self.n]
+
+    @property
+    def finished(self) -> list[bool]:
+        """Per row, ended by EOS (not by the token budget)."""
+        return [not t for t in self.truncated]
 
     @property
     def num_tokens(self) -> int:
         return sum(len(t) for t in self.token_ids)
 
+    def groups(self, prompts) -> "Samples":
+        """The samples of the prompts at indices ``prompts``, in that order (all ``n`` of each)."""
+        rows = [i * self.n + j for i in prompts for j in range(self.n)]
+        pick = lambda xs: [xs[r] for r in rows]  # noqa: E731
+        return Samples([self.prompts[i] for i in prompts], self.n, pick(self.prompt_ids), pick(self.texts),
+                       pick(self.token_ids), pick(self.logprobs), pick(self.step_spans), pick(self.steps),
+                       pick(self.truncated))
 
-def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 256, progress: bool = False) -> Samples:
-    """``n`` complete samples per prompt, in batches of ``batch_size`` rows.
+    @staticmethod
+    def concat(parts: list["Samples"]) -> "Samples":
+        """One set of samples from several with the same ``n``, prompts in order."""
+        if not parts or len({p.n for p in parts}) != 1:
+            raise ValueError("concat needs at least one part, all with the same n")
+        join = lambda name: [x for p in parts for x in getattr(p, name)]  # noqa: E731
+        return Samples(join("prompts"), parts[0].n, join("prompt_ids"), join("texts"), join("token_ids"),
+                       join("logprobs"), join("step_spans"), join("steps"), join("truncated"))
 
-    Sample j of prompt i uses stream ``i * n + j``, so results do not depend on ``batch_size``.
+
+def step_texts(tokenizer, ids: list[int], spans: list[tuple[int, int]], eos: set[int],
+               delimiter: str = "\n") -> tuple[list[tuple[int, int]], list[str]]:
+    """The steps of one sample: spans and their text, the delimiter stripped.
+
+    A span with no visible text (a blank line) is not a step of its own: its tokens join the next step
+    (or the previous one at the end), so that spans still cover every generated token but EOS and the
+    steps are those a reader sees (the non-blank lines, as ``task.split_steps`` finds them).
+    """
+    merged: list[list[int]] = []
+    texts: list[str] = []
+    pending = None  # start of blank spans waiting to join the next step
+    for a, b in spans:
+        text = tokenizer.decode([t for t in ids[a:b] if t not in eos]).strip(delimiter)
+        if not text.strip():
+            pending = a if pending is None else pending
+            continue
+        merged.append([a if pending is None else pending, b])
+        texts.append(text)
+        pending = None
+    if pending is not None and merged:
+        merged[-1][1] = spans[-1][1]
+    return [tuple(m) for m in merged], texts
+
+
+def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 256,
+           progress: bool = False, streams: list[int] | None = None, desc: str = "sampling") -> Samples:
+    """``n`` complete samples per prompt: the one sampling loop of prmlab.
+
+    Each prompt is encoded and run through the model once, and its cached state copied to its ``n``
+    rows (``Generation.select``); prompts go in order of length, about ``batch_size`` rows a batch, so
+    that little prefill is spent on padding. Sample j of prompt i draws from random stream
+    ``streams[i] + j`` (default ``streams[i] = i * n``), so results depend neither on ``batch_size`` nor
+    on the other prompts.
     """
     from tqdm.auto import tqdm
 
-    rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
-    texts, ids, lps, trunc = [], [], [], []
-    encoded = sampler.encode(prompts)
-    for a in tqdm(range(0, len(rows), batch_size), desc="sampling", disable=not progress, leave=False):
-        chunk = rows[a : a + batch_size]
-        gen = sampler.start([encoded[i] for i, _ in chunk], streams=[i * n + j for i, j in chunk])
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    ids = sampler.encode(prompts)
+    keys = [i * n for i in range(len(ids))] if streams is None else [int(s) for s in streams]
+    if len(keys) != len(ids):
+        raise ValueError(f"streams has {len(keys)} entries for {len(ids)} prompts")
+    order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
+    per_batch = max(1, batch_size // n)
+    eos = set(sampler.eos_ids.tolist())
+    rows: list = [None] * (len(ids) * n)
+    for a in tqdm(range(0, len(order), per_batch), desc=desc, disable=not progress, leave=False):
+        chunk = order[a : a + per_batch]
+        gen = sampler.start([ids[k] for k in chunk])
+        gen = gen.select(torch.arange(len(chunk)).repeat_interleave(n))
+        gen.stream = torch.tensor([keys[k] + j for k in chunk for j in range(n)], dtype=torch.long)
         sampler.extend(gen, until="end")
-        texts += sampler.texts(gen)
         for r in range(gen.batch_size):
-            ids.append(gen.token_ids(r))
-            lps.append(gen.token_logprobs(r).clone())
-        trunc += gen.truncated.tolist()
+            tok = gen.token_ids(r)
+            spans, steps = step_texts(sampler.tokenizer, tok, gen.step_spans(r), eos, sampler.step_delimiter)
+            text = sampler.tokenizer.decode([t for t in tok if t not in eos])
+            k, j = chunk[r // n], r % n
+            rows[k * n + j] = (text, tok, gen.token_logprobs(r).clone(), spans, steps, bool(gen.truncated[r]))
         sampler.release(gen)
-    return Samples(prompts=list(prompts), n=n, texts=texts, token_ids=ids, logprobs=lps, truncated=trunc)
+    texts, tok, lps, spans, steps, trunc = (list(x) for x in zip(*rows)) if rows else ([],) * 6
+    return Samples(prompts=list(prompts), n=n,
+                   prompt_ids=[ids[i] for i in range(len(ids)) for _ in range(n)], texts=texts, token_ids=tok,
+                   logprobs=lps, step_spans=spans, steps=steps, truncated=trunc)

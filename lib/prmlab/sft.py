@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .choices import check_choice
 from .tasks.arith import INJECTABLE_KINDS, Problem, solution_with_mistake
 
 
@@ -76,8 +77,7 @@ SCHEDULES = ("wsd", "cosine")
 
 def lr_at(step: int, peak: float, steps: int, warmup: int, schedule: str = "cosine", decay_fraction: float = 0.3) -> float:
     """Learning rate at ``step``: linear warm-up to ``peak``, then ``schedule`` (both end at 10% of it)."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+    check_choice(schedule, SCHEDULES, "schedule")
     if step < warmup:
         return peak * (step + 1) / warmup
     if schedule == "wsd":

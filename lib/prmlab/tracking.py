@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .notebooks import notebook_parameters, purpose, resolve_notebook
 from .paths import project_root, runs_dir
 
 RUN_ID_ENV = "PRMLAB_RUN_ID"
@@ -54,22 +55,39 @@ def client():
     return MlflowClient(tracking_uri=uri)
 
 
+NOTE_TAG = "mlflow.note.content"  # the description MLflow's UI shows for an experiment or a run
+
+
+def experiment_tags(name: str) -> dict[str, str]:
+    """A model-development experiment (MLflow 3 otherwise treats it as GenAI work: traces, evaluation
+    runs), described by the notebook's purpose."""
+    tags = {"mlflow.experimentKind": "custom_model_development"}
+    try:
+        tags[NOTE_TAG] = purpose(resolve_notebook(name))
+    except ValueError:  # not one of the project's notebooks
+        pass
+    return tags
+
+
 def experiment_id(name: str, mlflow_client=None) -> str:
-    """The id of experiment ``name``, created if missing (safe when two processes race to create it)."""
+    """The id of experiment ``name``, created if missing (safe when two processes race to create it);
+    an experiment made before it carried ``experiment_tags`` gets them."""
     from mlflow.exceptions import MlflowException
 
     c = mlflow_client or client()
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    root = artifact_root()
-    try:
-        return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
-    except MlflowException:
-        exp = c.get_experiment_by_name(name)  # another process created it first
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        root = artifact_root()
+        try:
+            return c.create_experiment(name, artifact_location=f"{root}/{name}" if root else None, tags=experiment_tags(name))
+        except MlflowException:
+            exp = c.get_experiment_by_name(name)  # another process created it first
+            if exp is None:
+                raise
+    if "mlflow.experimentKind" not in exp.tags:
+        for key, value in experiment_tags(name).items():
+            c.set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
 
 
 def git_state() -> dict[str, str]:
@@ -164,20 +182,43 @@ class Run:
         self.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), name)
 
     def log_figure(self, fig, name: str) -> None:
-        """A plotly figure as ``figures/<name>.html`` (interactive, plotly.js from its CDN) and
-        ``figures/<name>.json`` (the figure itself: reports rebuild it offline)."""
+        """A plotly figure as ``figures/<name>.html`` (interactive, with plotly.js inside: it opens
+        offline, in MLflow's artifact view too, at about 5 MB a figure) and ``figures/<name>.json``
+        (the figure itself: reports rebuild it)."""
         with tempfile.TemporaryDirectory() as d:
-            fig.write_html(Path(d) / f"{name}.html", include_plotlyjs="cdn", full_html=True)
+            # inlined, not beside the figure once per run: MLflow shows an HTML artifact from a blob URL,
+            # from which no relative script path resolves
+            fig.write_html(Path(d) / f"{name}.html", include_plotlyjs=True, full_html=True)
             (Path(d) / f"{name}.json").write_text(fig.to_json())
             self.log_artifact(d, "figures")
 
-    def log_model(self, model, tokenizer, name: str, config: dict | None = None) -> None:
-        """Save model + tokenizer (+ the config that produced them) as artifact folder ``name``."""
-        from .models import save_pretrained
+    def child(self, name: str, params: dict | None = None) -> "Run":
+        """A nested run under this one (e.g. one arm of an experiment), in the same experiment, with this
+        run's prmlab tags: the MLflow UI groups it under its parent and compares arms side by side.
+        End it with ``finish()``; a child left unfinished ends KILLED with its process, like any run."""
+        parent = self.client.get_run(self.id)
+        tags = {k: v for k, v in parent.data.tags.items() if k.startswith(TAG_PREFIX)}
+        tags |= {"mlflow.parentRunId": self.id, f"{TAG_PREFIX}arm": name}
+        created = self.client.create_run(parent.info.experiment_id, run_name=f"{parent.info.run_name}/{name}", tags=tags)
+        run = Run(created.info.run_id)
+        _unfinished[run.id] = run
+        if params:
+            run.log_params(params)
+        return run
 
-        with tempfile.TemporaryDirectory() as d:
-            save_pretrained(model, tokenizer, Path(d) / name, extra=config)
-            self.log_artifact(Path(d) / name, name)
+    def end_running_children(self, reason: str) -> None:
+        """End KILLED, saying why in a tag, every child run of this run still RUNNING (the process that
+        ran them was killed before it could end them)."""
+        filt = f"tags.`mlflow.parentRunId` = '{self.id}' and attributes.status = 'RUNNING'"
+        for found in self.client.search_runs([self.info.experiment_id], filt):
+            child = Run(found.info.run_id)
+            child.set_tags({f"{TAG_PREFIX}error": reason})
+            child.finish("KILLED")
+
+    def set_headline(self, lines: list[str]) -> None:
+        """The run's headline read-out (one sentence per claim: held or not, by how much) as its
+        description: the MLflow UI shows it on the run's page and ``prmlab report`` in its headline box."""
+        self.set_tags({NOTE_TAG: "\n".join(f"- {line}" for line in lines)})
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run. Under ``prmlab run`` the runner ends it after attaching the notebook."""
@@ -210,8 +251,6 @@ def start_run(notebook: str, namespace: dict | None = None, params: dict | None 
     names the parameters and their current values are read from it (injected values included).
     """
     if params is None:
-        from .runner import notebook_parameters, resolve_notebook
-
         names = notebook_parameters(resolve_notebook(notebook))
         namespace = namespace or {}
         params = {k: namespace[k] for k in names if k in namespace}
@@ -254,6 +293,9 @@ def _retry(fn, attempts: int = 8):
 # Finding what earlier notebooks produced.
 
 
+TOP_LEVEL = "tags.`mlflow.parentRunId` IS NULL"  # a notebook's own runs, not the child runs of its arms
+
+
 class NoRunError(LookupError):
     """No finished run of the notebook that produces what was asked for."""
 
@@ -264,7 +306,7 @@ def latest_run(notebook: str, profile: str | None = None, run_id: str | None = N
     if run_id:
         return c.get_run(run_id)
     exp = c.get_experiment_by_name(notebook)
-    filt = "attributes.status = 'FINISHED'"
+    filt = f"attributes.status = 'FINISHED' and {TOP_LEVEL}"
     if profile:
         filt += f" and tags.`{TAG_PREFIX}profile` = '{profile}'"
     runs = [] if exp is None else c.search_runs([exp.experiment_id], filt, order_by=["attributes.start_time DESC"], max_results=1)
@@ -278,31 +320,16 @@ def latest_run(notebook: str, profile: str | None = None, run_id: str | None = N
     return runs[0]
 
 
-def download(run, artifact_path: str) -> Path:
-    """Local copy of an artifact (cached under runs/cache/<run id>/)."""
-    import mlflow.artifacts
-
-    dst = runs_dir() / "cache" / run.info.run_id
-    target = dst / artifact_path
-    if not target.exists():
-        dst.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(
-            run_id=run.info.run_id, artifact_path=artifact_path, dst_path=str(dst), tracking_uri=tracking_uri()
-        )
-    return target
-
-
-def load_model(notebook: str, name: str, profile: str | None = None, run_id: str | None = None, device: str | None = None):
-    """Model and tokenizer logged as ``name`` by the latest finished run of ``notebook``.
-
-    Returns ``(model, tokenizer, run)``. Raises ``NoRunError`` saying which notebook to run.
-    """
-    from .models import load_causal_lm
-
-    run = latest_run(notebook, profile, run_id)
-    path = download(run, name)
-    model, tokenizer = load_causal_lm(path, device=device)
-    return model, tokenizer, run
+def latest_runs(notebook: str) -> dict:
+    """The latest run of ``notebook`` per profile, whatever its status (RUNNING included): profile -> run."""
+    c = client()
+    exp = c.get_experiment_by_name(notebook)
+    if exp is None:
+        return {}
+    latest = {}
+    for run in c.search_runs([exp.experiment_id], TOP_LEVEL, order_by=["attributes.start_time DESC"], max_results=1000):
+        latest.setdefault(run.data.tags.get(f"{TAG_PREFIX}profile", "?"), run)
+    return latest
 
 
 def local_store_path(uri: str | None = None) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from collections import Counter
 
 import numpy as np
@@ -96,9 +97,24 @@ def render_solution(prompt: str, steps: list[str], kinds: list[str] | None = Non
     return (f"<div><pre style='margin:0'>{html.escape(prompt)}</pre><table>{head}{''.join(rows)}</table>{outcome}</div>")
 
 
-def solution_explorer(items: list[dict]):
+def render_item(item: dict) -> str:
+    """HTML of one explorer item (its title, then ``render_solution``)."""
+    title = f"<h4 style='margin:4px 0'>{html.escape(item['title'])}</h4>" if item.get("title") else ""
+    return title + render_solution(item["prompt"], item["steps"], item.get("kinds"), item.get("scores"), item.get("correct"))
+
+
+def static_items(items: list[dict], count: int = 3) -> str:
+    """The first ``count`` items as static HTML: what viewers without a live kernel show of an explorer."""
+    shown = items[:count]
+    note = (f"<p style='color:#777'><i>Static view: the first {len(shown)} of {len(items)} solutions "
+            "(the slider needs a live kernel).</i></p>")
+    return note + "".join(render_item(it) for it in shown)
+
+
+def solution_explorer(items: list[dict], static_count: int = 3):
     """A widget to page through solutions. Each item: prompt, steps, and optionally kinds, scores, correct,
-    title. Returns an ipywidgets VBox (a slider and the rendered solution)."""
+    title. Returns an ipywidgets VBox (a slider and the rendered solution) that also carries a static
+    HTML view of its first ``static_count`` items, shown where widgets cannot run (nbconvert, GitHub)."""
     import ipywidgets as widgets
 
     if not items:
@@ -107,13 +123,40 @@ def solution_explorer(items: list[dict]):
     slider = widgets.IntSlider(value=0, min=0, max=len(items) - 1, description="solution", continuous_update=False)
 
     def show(change=None):
-        it = items[slider.value]
-        title = f"<h4 style='margin:4px 0'>{html.escape(it.get('title', ''))}</h4>" if it.get("title") else ""
-        view.value = title + render_solution(it["prompt"], it["steps"], it.get("kinds"), it.get("scores"), it.get("correct"))
+        view.value = render_item(items[slider.value])
 
     slider.observe(show, names="value")
     show()
-    return widgets.VBox([slider, view])
+    return _with_static_html(widgets.VBox([slider, view]), static_items(items, static_count))
+
+
+def _with_static_html(widget, fallback: str):
+    """``widget`` whose display also offers ``fallback`` as text/html (live frontends prefer the widget)."""
+    live = widget._repr_mimebundle_
+
+    def bundle(**kwargs):
+        data = live(**kwargs) or {}
+        return {**data, "text/html": fallback}
+
+    widget._repr_mimebundle_ = bundle
+    return widget
+
+
+def explorer_items(task, ev, count: int, scores=None, rotate: bool = False) -> list[dict]:
+    """Explorer items for the first ``count`` problems of the evaluation ``ev``: one sample each
+    (sample 0, or sample ``i mod n`` of problem i with ``rotate``), its steps, the oracle's verdict on
+    each step where there is an oracle, and ``scores[i][j]`` (e.g. PRM rewards) if given."""
+    items = []
+    for i in range(min(len(ev.problems), count)):
+        j = i % ev.n if rotate else 0
+        text = ev.solutions(i)[j]
+        v = ev.verdicts[i][j] if ev.verdicts is not None else None
+        item = dict(title=f"eval problem {i}, sample {j}", prompt=task.prompt(ev.problems[i]), steps=task.split_steps(text),
+                    kinds=list(v.kinds) if v else None, correct=bool(ev.correct[i, j]))
+        if scores is not None:
+            item["scores"] = list(scores[i][j])
+        items.append(item)
+    return items
 
 
 def genealogy_figure(smc_result, rewards_from_log_potential=None, title: str = "Particle genealogy") -> go.Figure:
@@ -163,3 +206,122 @@ def genealogy_figure(smc_result, rewards_from_log_potential=None, title: str = "
     fig.update_layout(title=title, xaxis_title="SMC step", yaxis_title="particle slot", template="plotly_white",
                       legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables and summary figures.
+
+
+def html_table(rows: list[dict], columns=None, title: str | None = None, fmt: str = ".3f",
+               formats: dict | None = None) -> str:
+    """An HTML table of ``rows`` (dicts; ``columns`` default to the keys of all rows, in order of first
+    appearance). Floats are formatted by ``fmt``, or by ``formats[column]`` where given; other values
+    as text."""
+    columns = list(columns or dict.fromkeys(k for r in rows for k in r))
+    formats = formats or {}
+
+    def cell(column, value):
+        text = format(value, formats.get(column, fmt)) if isinstance(value, float) else ("" if value is None else str(value))
+        return f"<td>{html.escape(text)}</td>"
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(cell(c, r.get(c)) for c in columns) + "</tr>" for r in rows)
+    caption = f"<h4>{html.escape(title)}</h4>" if title else ""
+    return f"{caption}<table><tr>{head}</tr>{body}</table>"
+
+
+def mean_curves_figure(summary: dict[str, dict], title: str, xaxis: str, yaxis: str, bands: bool = True,
+                       log_x: bool = True) -> go.Figure:
+    """``curves_figure`` of a summary label -> {x: (mean, min, max)}: the means, and the min-max band."""
+    curves = {label: {x: v[0] for x, v in c.items()} for label, c in summary.items()}
+    spread = {label: {x: (v[1], v[2]) for x, v in c.items()} for label, c in summary.items()} if bands else None
+    return curves_figure(curves, title, xaxis, yaxis, log_x=log_x, bands=spread)
+
+
+def range_bars_figure(summary: dict[str, tuple], title: str, yaxis: str) -> go.Figure:
+    """One bar per label of ``summary`` label -> (mean, min, max), the error bar spanning min to max."""
+    means = [v[0] for v in summary.values()]
+    fig = go.Figure(go.Bar(x=list(summary), y=means, error_y=dict(
+        type="data", symmetric=False, array=[v[2] - v[0] for v in summary.values()],
+        arrayminus=[v[0] - v[1] for v in summary.values()])))
+    fig.update_layout(title=title, yaxis_title=yaxis, template="plotly_white")
+    return fig
+
+
+def loss_curves_figure(histories: dict[str, list[dict]], title: str, key: str = "train/loss",
+                       yaxis: str = "binary cross-entropy") -> go.Figure:
+    """One training curve per model (its ``key`` at every step)."""
+    curves = {name: {i: h[key] for i, h in enumerate(hist)} for name, hist in histories.items()}
+    return curves_figure(curves, title, "step", yaxis, log_x=False)
+
+
+def label_quality_figure(quality: list[dict], measures=("agreement", "bad_precision", "bad_recall")) -> go.Figure:
+    """Monte Carlo label quality against the oracle (rows of ``LabelSet.quality``) by tokens sampled."""
+    mc = [r for r in quality if r["labels"] == "mc"]
+    return curves_figure({m: {r["tokens"]: r[m] for r in mc} for m in measures},
+                         "Monte Carlo labels against the oracle, by cost", "tokens sampled (N = 1, 2, 4, ...)", "")
+
+
+def picks_figure(profiles: dict[str, dict], title: str = "What best-of-N picks, against all samples") -> go.Figure:
+    """Share of solutions by first-error kind (left) and by number of steps (right), for all samples and
+    for each scorer's picks (``prmlab.prm.reranking.picks_profiles``)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("first error ('none': every step right)", "steps"))
+    kinds = [k for k in ["none", *KIND_COLORS] if any(k in p["first_error"] for p in profiles.values())]
+    kinds += sorted({k for p in profiles.values() for k in p["first_error"]} - set(kinds))
+    lengths = sorted({n for p in profiles.values() for n in p["steps"]})
+    palette = ["#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    for i, (label, p) in enumerate(profiles.items()):
+        color = palette[i % len(palette)]
+        for col, (counts, xs) in enumerate(((p["first_error"], kinds), (p["steps"], lengths)), start=1):
+            total = max(sum(counts.values()), 1)
+            fig.add_bar(x=[str(x) for x in xs], y=[counts.get(x, 0) / total for x in xs], name=label, legendgroup=label,
+                        marker_color=color, showlegend=col == 1, row=1, col=col)
+    fig.update_layout(title=title, barmode="group", template="plotly_white", yaxis_title="share of solutions")
+    return fig
+
+
+REAL_TEXT_LABELS = {
+    "random": "random choice",
+    "best_of_n_verifier": "best-of-N (verifier)",
+    "majority": "majority vote",
+    "weighted_majority_verifier": "weighted majority (verifier)",
+    "oracle": "oracle pass@N",
+}
+
+
+def real_text_figure(study: dict, title: str = "GSM8K real solutions: accuracy vs N (test questions)") -> go.Figure:
+    """Accuracy against N for each selection method of `prmlab.real_text.gsm8k_real_text_study`."""
+    fig = go.Figure()
+    for method, acc in study["accuracy"].items():
+        ns = sorted(acc)
+        dash = "dot" if method in ("random", "oracle") else None
+        fig.add_scatter(x=ns, y=[acc[n] for n in ns], mode="lines+markers", name=REAL_TEXT_LABELS.get(method, method),
+                        line=dict(dash=dash))
+    fig.update_layout(title=title, xaxis_title="N (solutions per question)", yaxis_title="accuracy",
+                      xaxis=dict(type="log", tickvals=study["ns"], ticktext=[str(n) for n in study["ns"]]),
+                      template="plotly_white")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Showing figures so that static viewers see them too.
+
+_plotlyjs_shown = False  # plotly.js goes into the first figure's HTML of a kernel, once
+
+
+def figure_bundle(fig: go.Figure) -> dict:
+    """The display data of ``fig``: plotly's own mimetype (live frontends) and HTML for static
+    viewers (nbconvert, GitHub), plotly.js inlined in the first figure shown by this process."""
+    global _plotlyjs_shown
+    html_view = fig.to_html(full_html=False, include_plotlyjs=not _plotlyjs_shown, default_height=525)
+    _plotlyjs_shown = True
+    return {"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/html": html_view}
+
+
+def show(fig: go.Figure) -> None:
+    """Display ``fig`` in the notebook with its static HTML view (``figure_bundle``)."""
+    from IPython.display import display
+
+    display(figure_bundle(fig), raw=True)

@@ -14,9 +14,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .lm import Budget, count_tokens, smc_decode
-from .search import Pool, beam_search, best_of_n, dvts, majority, sample_pool, weighted_majority
-from .smc import SMCConfig
+from prmlab.choices import check_choice
+from prmlab.decoding.particle_filter import smc_decode
+from prmlab.decoding.results import Budget
+from prmlab.decoding.search import Pool, beam_search, best_of_n, dvts, majority, sample_pool, weighted_majority
+from prmlab.decoding.smc import SMCConfig
 
 METHODS = ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority", "majority")
 
@@ -32,7 +34,7 @@ def subpool(pool: Pool, n: int, scorer, tokenizer) -> Pool:
     tokens = sum(len(tokenizer(t, add_special_tokens=False).input_ids) + int(done)
                  for row, fin in zip(texts, pool.finished) for t, done in zip(row, fin[:n]))
     steps = take(pool.steps)
-    prm_tokens = 0 if scorer is None else sum(count_tokens(scorer, p, s) for p, row in zip(pool.prompts, steps) for s in row)
+    prm_tokens = 0 if scorer is None else sum(scorer.count_tokens(p, s) for p, row in zip(pool.prompts, steps) for s in row)
     wall = pool.budget.wall_time * tokens / max(pool.budget.tokens, 1)
     return Pool(pool.prompts, n, texts, steps, None if pool.rewards is None else take(pool.rewards),
                 [f[:n] for f in pool.finished], Budget(n * len(pool.prompts), tokens, prm_tokens, wall))
@@ -46,20 +48,19 @@ def _row(method: str, n: int, seed: int, result, references, **extra) -> dict:
 
 def compare_methods(make_sampler: Callable[[int], Any], scorer, prompts: list[str], references: list, ns: list[int],
                     seeds: list[int], m: int = 4, aggregation: str = "last", rerank_aggregation: str = "min",
-                    smc_config: SMCConfig | None = None, methods=METHODS, answer_fn=None, progress: bool = False,
-                    on_result: Callable[[dict, Any], None] | None = None) -> list[dict]:
+                    smc_config: SMCConfig | None = None, methods=METHODS, *, answer_fn: Callable[[str], Any],
+                    progress: bool = False, on_result: Callable[[dict, Any], None] | None = None) -> list[dict]:
     """Run every method at every budget in ``ns`` for every seed; one dict per (method, n, seed).
 
-    ``make_sampler(seed)`` gives the policy sampler of that seed; ``smc_config`` is a template whose
+    ``make_sampler(seed)`` gives the policy sampler of that seed; ``answer_fn`` maps a solution's text to
+    its final answer (the task's answer extraction); ``smc_config`` is a template whose
     ``n_particles`` and ``seed`` are set per run. Beam search and DVTS need ``n >= m`` and run only there.
     ``on_result(row, result)`` sees every result as it arrives (e.g. to keep an SMC genealogy).
     """
     from tqdm.auto import tqdm
 
-    unknown = [x for x in methods if x not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
-    kw = {} if answer_fn is None else {"answer_fn": answer_fn}
+    for method in methods:
+        check_choice(method, METHODS, "method")
     template = smc_config or SMCConfig(weighting="current", resampling="multinomial")
     rows: list[dict] = []
     runs = [(s, n) for s in seeds for n in ns]
@@ -72,18 +73,21 @@ def compare_methods(make_sampler: Callable[[int], Any], scorer, prompts: list[st
             if pool is not None:
                 sub = subpool(pool, n, scorer, sampler.tokenizer)
                 if "best_of_n" in methods:
-                    results.append(("best_of_n", best_of_n(sub, rerank_aggregation, **kw)))
+                    results.append(("best_of_n", best_of_n(sub, rerank_aggregation, answer_fn=answer_fn)))
                 if "weighted_majority" in methods:
-                    results.append(("weighted_majority", weighted_majority(sub, rerank_aggregation, **kw)))
+                    results.append(("weighted_majority",
+                                    weighted_majority(sub, rerank_aggregation, answer_fn=answer_fn)))
                 if "majority" in methods:
-                    results.append(("majority", majority(sub, **kw)))
+                    results.append(("majority", majority(sub, answer_fn=answer_fn)))
             if "smc" in methods:
                 cfg = replace(template, n_particles=n, seed=seed)
-                results.append(("smc", smc_decode(sampler, scorer, prompts, cfg, aggregation=aggregation, **kw)))
+                results.append(("smc", smc_decode(sampler, scorer, prompts, cfg, aggregation=aggregation,
+                                                  answer_fn=answer_fn)))
             if n >= m and "beam_search" in methods:
-                results.append(("beam_search", beam_search(sampler, scorer, prompts, n, m, aggregation, **kw)))
+                results.append(("beam_search",
+                                beam_search(sampler, scorer, prompts, n, m, aggregation, answer_fn=answer_fn)))
             if n >= m and "dvts" in methods:
-                results.append(("dvts", dvts(sampler, scorer, prompts, n, m, aggregation, **kw)))
+                results.append(("dvts", dvts(sampler, scorer, prompts, n, m, aggregation, answer_fn=answer_fn)))
             for method, res in results:
                 row = _row(method, n, seed, res, references)
                 rows.append(row)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prmlab.choices import check_choice
+
 RESAMPLING_SCHEMES = ("multinomial", "systematic", "stratified", "residual")
 
 
@@ -29,6 +31,7 @@ def normalize_log_weights(logw: np.ndarray) -> tuple[np.ndarray, float]:
 
     Works in log space, so entries like -1e4 are fine; -inf entries get weight 0. Raises ValueError
     when every entry is -inf (no particle has positive weight) or when an entry is NaN or +inf.
+    The ESS of log-weights is ``prmlab.metrics.ess(normalize_log_weights(logw)[0])``.
     """
     logw = _as_1d(logw, "logw")
     if np.isnan(logw).any() or np.isposinf(logw).any():
@@ -39,28 +42,10 @@ def normalize_log_weights(logw: np.ndarray) -> tuple[np.ndarray, float]:
     return np.exp(logw - log_sum), log_sum
 
 
-def ess(weights: np.ndarray) -> float:
-    """Effective sample size ``(sum w)^2 / sum w^2`` (= ``1 / sum w^2`` for normalized weights):
-    N for uniform weights, 1 when one particle holds all the weight."""
-    w = _as_1d(weights, "weights")
-    s = w.sum()
-    if not s > 0:
-        raise ValueError("weights must have a positive sum")
-    w = w / s
-    return float(1.0 / np.sum(w * w))
-
-
-def ess_from_log_weights(logw: np.ndarray) -> float:
-    """Effective sample size of (unnormalized) log-weights, computed without overflow."""
-    w, _ = normalize_log_weights(logw)
-    return float(1.0 / np.sum(w * w))
-
-
 def resample(weights: np.ndarray, n: int, scheme: str, rng: np.random.Generator) -> np.ndarray:
     """Draw ``n`` ancestor indices (int64, ascending) from ``weights`` (non-negative, any positive sum)
     with ``scheme`` in RESAMPLING_SCHEMES. A particle with weight 0 is never drawn."""
-    if scheme not in RESAMPLING_SCHEMES:
-        raise ValueError(f"unknown resampling scheme {scheme!r}; valid choices: {', '.join(RESAMPLING_SCHEMES)}")
+    check_choice(scheme, RESAMPLING_SCHEMES, "resampling scheme")
     w = _as_1d(weights, "weights")
     if (w < 0).any() or not np.isfinite(w).all():
         raise ValueError("weights must be finite and non-negative")

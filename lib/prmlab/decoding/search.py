@@ -24,19 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from prmlab.decoding.lm import (
-    AGGREGATIONS,
-    Budget,
-    DecodeResult,
-    RowBatch,
-    aggregate,
-    arith_answer,
-    check_choice,
-    count_tokens,
-    problem_result,
-)
-
-RERANK_AGGREGATIONS = ("min", "last", "prod", "mean")
+from prmlab.choices import check_choice
+from prmlab.decoding.results import Budget, DecodeResult, problem_result
+from prmlab.decoding.rows import RowBatch
+from prmlab.metrics import AGGREGATIONS as STEP_AGGREGATIONS
+from prmlab.metrics import aggregate_step_scores
+from prmlab.sampling import sample
 
 
 @dataclass
@@ -53,33 +46,19 @@ class Pool:
 
 
 def sample_pool(sampler, scorer, prompts: list[str], n: int, batch_size: int = 256, progress: bool = False) -> Pool:
-    """``n`` samples per prompt (batched, KV-cached, sample j of prompt i on stream ``i * n + j`` like
-    `prmlab.sampling.sample`), then one scorer forward per solution (``scorer.score``; ``scorer=None``
-    skips scoring, enough for `majority`)."""
-    from tqdm.auto import tqdm
-
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    """``n`` samples per prompt from `prmlab.sampling.sample` (sample j of prompt i on stream ``i * n + j``),
+    then one scorer forward per solution (``scorer.score``; ``scorer=None`` skips scoring, enough for
+    `majority`)."""
     t0 = time.perf_counter()
-    rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
-    encoded = sampler.encode(prompts)
-    texts, steps, finished, tokens = [], [], [], 0
-    for a in tqdm(range(0, len(rows), batch_size), desc="sampling", disable=not progress, leave=False):
-        chunk = rows[a : a + batch_size]
-        gen = sampler.start([encoded[i] for i, _ in chunk], streams=[i * n + j for i, j in chunk])
-        sampler.extend(gen, until="end")
-        texts += sampler.texts(gen)
-        steps += [sampler.steps(gen, r) for r in range(gen.batch_size)]
-        finished += (~gen.truncated).tolist()
-        tokens += int(gen.n_generated.sum())
-        sampler.release(gen)
-    row_prompts = [prompts[i] for i, _ in rows]
+    s = sample(sampler, prompts, n, batch_size, progress)
+    rows = len(s.texts)
+    row_prompts = [prompts[r // n] for r in range(rows)]
     per = lambda x: [x[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
-    rewards = None if scorer is None else per(scorer.score(row_prompts, steps))  # one forward per solution
+    rewards = None if scorer is None else per(scorer.score(row_prompts, s.steps))  # one forward per solution
     wall = time.perf_counter() - t0  # the token count below re-encodes: bookkeeping, not the method's cost
-    prm_tokens = 0 if scorer is None else sum(count_tokens(scorer, p, s) for p, s in zip(row_prompts, steps))
-    budget = Budget(len(rows), tokens, prm_tokens, wall)
-    return Pool(list(prompts), n, per(texts), per(steps), rewards, [np.array(f) for f in per(finished)], budget)
+    prm_tokens = 0 if scorer is None else sum(scorer.count_tokens(p, st) for p, st in zip(row_prompts, s.steps))
+    budget = Budget(rows, s.num_tokens, prm_tokens, wall)
+    return Pool(list(prompts), n, per(s.texts), per(s.steps), rewards, [np.array(f) for f in per(s.finished)], budget)
 
 
 def _rerank(pool: Pool, method: str, weights: list[np.ndarray], how: str, answer_fn, params: dict) -> DecodeResult:
@@ -92,28 +71,26 @@ def _rerank(pool: Pool, method: str, weights: list[np.ndarray], how: str, answer
 
 
 def _pool_scores(pool: Pool, aggregation: str) -> list[np.ndarray]:
-    check_choice(aggregation, RERANK_AGGREGATIONS, "aggregation")
+    check_choice(aggregation, STEP_AGGREGATIONS, "aggregation")
     if pool.rewards is None:
         raise ValueError("this pool was sampled without a scorer; pass one to sample_pool")
-    return [np.array([aggregate(list(r), aggregation) for r in rows]) for rows in pool.rewards]
+    return [np.array([aggregate_step_scores(r, aggregation) for r in rows]) for rows in pool.rewards]
 
 
-def best_of_n(pool: Pool, aggregation: str = "min", answer_fn: Callable[[str], Any] = arith_answer) -> DecodeResult:
+def best_of_n(pool: Pool, aggregation: str = "min", *, answer_fn: Callable[[str], Any]) -> DecodeResult:
     """Per problem, the sample with the highest aggregated PRM score (``"min"``, ``"last"``, ``"prod"``,
-    ``"mean"``; first on ties)."""
+    ``"mean"``; first on ties). ``answer_fn``: a solution's text -> its final answer."""
     scores = _pool_scores(pool, aggregation)
     return _rerank(pool, "best_of_n", scores, "max_weight", answer_fn, dict(aggregation=aggregation))
 
 
-def weighted_majority(
-    pool: Pool, aggregation: str = "min", answer_fn: Callable[[str], Any] = arith_answer
-) -> DecodeResult:
+def weighted_majority(pool: Pool, aggregation: str = "min", *, answer_fn: Callable[[str], Any]) -> DecodeResult:
     """Per problem, the answer whose samples have the largest summed aggregated PRM score."""
     return _rerank(pool, "weighted_majority", _pool_scores(pool, aggregation), "weighted_majority", answer_fn,
                    dict(aggregation=aggregation))
 
 
-def majority(pool: Pool, answer_fn: Callable[[str], Any] = arith_answer) -> DecodeResult:
+def majority(pool: Pool, *, answer_fn: Callable[[str], Any]) -> DecodeResult:
     """Per problem, the most frequent answer (no PRM; `prmlab.metrics.majority_vote` conventions)."""
     # the weighted vote with unit weights is `prmlab.metrics.majority_vote`
     return _rerank(pool, "majority", [np.ones(pool.n) for _ in pool.prompts], "weighted_majority", answer_fn, {})
@@ -147,8 +124,9 @@ def beam_search(
     n: int,
     m: int,
     aggregation: str = "last",
+    *,
+    answer_fn: Callable[[str], Any],
     select_answer: str = "max_weight",
-    answer_fn: Callable[[str], Any] = arith_answer,
     max_steps: int = 64,
     progress: bool = False,
 ) -> DecodeResult:
@@ -157,13 +135,13 @@ def beam_search(
 
     Finished beams leave the beam and are kept; the final solutions are the ``n`` best finished ones by
     score (unfinished ones join them only if ``max_steps`` runs out). Their ``weights`` are the
-    aggregated scores; ``select_answer`` is "max_weight" or "weighted_majority". The budget counts every
-    solution finished along the way, so it may exceed ``n`` per problem.
+    aggregated scores; ``select_answer`` is "max_weight" or "weighted_majority"; ``answer_fn`` maps a
+    solution's text to its final answer. The budget counts every solution finished along the way, so
+    it may exceed ``n`` per problem.
     """
     from tqdm.auto import tqdm
 
     keep_top = _check_widths(n, m)
-    check_choice(aggregation, AGGREGATIONS, "aggregation")
     t0 = time.perf_counter()
     batch = RowBatch(sampler, scorer, prompts, n, aggregation)
     pool: list[list[tuple]] = [[] for _ in prompts]
@@ -193,8 +171,9 @@ def dvts(
     n: int,
     m: int,
     aggregation: str = "last",
+    *,
+    answer_fn: Callable[[str], Any],
     select_answer: str = "max_weight",
-    answer_fn: Callable[[str], Any] = arith_answer,
     max_steps: int = 64,
     progress: bool = False,
 ) -> DecodeResult:
@@ -205,7 +184,6 @@ def dvts(
     from tqdm.auto import tqdm
 
     subtrees = _check_widths(n, m)
-    check_choice(aggregation, AGGREGATIONS, "aggregation")
     t0 = time.perf_counter()
     batch = RowBatch(sampler, scorer, prompts, n, aggregation)
     tree = np.tile(np.arange(n) // m, len(prompts))  # subtree of each row within its problem

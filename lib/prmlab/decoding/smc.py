@@ -56,7 +56,9 @@ from typing import Any
 
 import numpy as np
 
+from prmlab.choices import check_choice
 from prmlab.decoding.resampling import RESAMPLING_SCHEMES, keep_in_place, logsumexp, resample
+from prmlab.metrics import ess
 
 WEIGHTINGS = ("incremental", "ratio", "current")
 
@@ -102,10 +104,7 @@ class SMCConfig:
     def __post_init__(self):
         if not (isinstance(self.n_particles, (int, np.integer)) and self.n_particles >= 1):
             raise ValueError(f"n_particles must be an integer >= 1, got {self.n_particles!r}")
-        if self.resampling not in RESAMPLING_SCHEMES:
-            raise ValueError(
-                f"unknown resampling scheme {self.resampling!r}; valid choices: {', '.join(RESAMPLING_SCHEMES)}"
-            )
+        check_choice(self.resampling, RESAMPLING_SCHEMES, "resampling scheme")
         if not 0.0 <= self.ess_threshold <= 1.0:
             raise ValueError(f"ess_threshold must be in [0, 1] (1 = every step, 0 = never), got {self.ess_threshold}")
         _check_tau(self.temperature, "temperature")
@@ -114,8 +113,7 @@ class SMCConfig:
                 raise ValueError("schedule must be a callable or a non-empty list of temperatures > 0")
             for tau in self.schedule:
                 _check_tau(tau, "every schedule temperature")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {self.weighting!r}; valid choices: {', '.join(WEIGHTINGS)}")
+        check_choice(self.weighting, WEIGHTINGS, "weighting")
         if not (isinstance(self.max_steps, (int, np.integer)) and self.max_steps >= 1):
             raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
 
@@ -378,16 +376,17 @@ class ParticleWeights:
         self.history.append(StepRecord(
             t=t, ancestors=self._pending_ancestors, resampled=self.pending_resampled, alive=alive.copy(),
             log_potentials=self.last_log_g.copy(), log_weights=self.log_w.copy(),
-            ess=float(1.0 / np.sum(np.exp(2 * self.log_w))), temperature=tau, particles=particles,
+            ess=ess(np.exp(self.log_w)), temperature=tau, particles=particles,
         ))
 
 
 def _should_resample(log_w: np.ndarray, threshold: float) -> bool:
+    """Whether ESS/N of the normalized log-weights ``log_w`` fell under ``threshold``."""
     if threshold <= 0.0:
         return False
     if threshold >= 1.0:
         return True
-    return 1.0 / np.sum(np.exp(2 * log_w)) < threshold * len(log_w)
+    return ess(np.exp(log_w)) < threshold * len(log_w)
 
 
 def _check_tau(tau: float, what: str) -> float:

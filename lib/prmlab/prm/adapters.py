@@ -2,8 +2,8 @@
 
 Each adapter wraps a Hugging Face model and its tokenizer, builds the input exactly as the PRM was
 trained to read it, runs **one forward pass per solution** (batched, right-padded with an attention
-mask) and reads one reward in [0, 1] per step. All follow the ``StepScorer`` interface of
-``prmlab.prm.model``, incremental methods included:
+mask) and reads one reward in [0, 1] per step. Each is a `prmlab.prm.scorer.TextScorer`, so it follows
+the incremental protocol too:
 
 - ``MathShepherdScorer``: Math-Shepherd (peiyi9979/math-shepherd-mistral-7b-prm), a causal LM. Input
   ``question + " " + "\\n".join(step + " ки")``; at each ``ки`` tag, softmax over the logits of the
@@ -19,41 +19,28 @@ mask) and reads one reward in [0, 1] per step. All follow the ``StepScorer`` int
 
 ``load_scorer(path, convention)`` loads any of them (or prmlab's own PRM) by hub name or local path.
 
-Incremental scoring (``start/append/select``) here keeps the text of each row and re-scores the whole
-prefix for every appended step: exact, but it costs the full prefix each time. prmlab's own
-``IncrementalScorer`` has the fast KV-cached path.
+Incremental scoring (``start/append/select``, from ``TextScorer``) keeps the text of each row and
+re-scores the whole prefix for every appended step: exact, but it costs the full prefix each time.
+prmlab's own PRM has the fast KV-cached path (``CachedPRMScorer``).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..choices import check_choice
 from ..models import load_tokenizer
+from .scorer import TextScorer
 
 CONVENTIONS = ("math-shepherd", "qwen-prm", "token-classification", "prmlab")
 # The system prompt of the Qwen2.5-Math-PRM model card (and of Qwen2.5-Math-Instruct's CoT mode).
 QWEN_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
-@dataclass
-class TextScoringState:
-    """Rows of partial solutions kept as text, with the rewards given so far."""
-
-    prompts: list[str]
-    steps: list[list[str]]
-    rewards: list[list[float]] = field(default_factory=list)
-    tokens_scored: int = 0  # tokens run through the model so far (a budget measure)
-
-    @property
-    def batch_size(self) -> int:
-        return len(self.prompts)
-
-
-class HFStepScorer:
+class HFStepScorer(TextScorer):
     """Common base: encode (convention-specific), batch, one forward per solution, read rewards.
 
     Subclasses implement ``encode(prompt, steps) -> (ids, positions)`` (the token ids fed to the model
@@ -91,9 +78,6 @@ class HFStepScorer:
     @torch.no_grad()
     def score(self, prompts: list[str], steps: list[list[str]], batch_size: int | None = None) -> list[np.ndarray]:
         """Reward of every step of every solution: one forward pass per solution, batched."""
-        return self._score(prompts, steps, batch_size)[0]
-
-    def _score(self, prompts, steps, batch_size=None) -> tuple[list[np.ndarray], int]:
         batch_size = batch_size or self.batch_size
         encoded = [self.encode(p, s) for p, s in zip(prompts, steps)]
         results = [np.zeros(0) for _ in prompts]  # solutions without steps: nothing to run
@@ -102,7 +86,10 @@ class HFStepScorer:
             idx = todo[a : a + batch_size]
             for i, r in zip(idx, self._forward([encoded[i] for i in idx])):
                 results[i] = r
-        return results, sum(len(encoded[i][0]) for i in todo)
+        return results
+
+    def count_tokens(self, prompt: str, steps: list[str]) -> int:
+        return len(self.encode(prompt, steps)[0])
 
     def _forward(self, encoded: list[tuple[list[int], list[int]]]) -> list[np.ndarray]:
         # Right padding keeps every real token at its own position (position ids count from 0 in
@@ -122,37 +109,6 @@ class HFStepScorer:
             rows = logits[b, [column[p] for p in pos]].float()
             out.append(self.read(rows).cpu().numpy().astype(np.float64))
         return out
-
-    # -- incremental (recomputes the prefix: exact, not fast) -----------------------------------
-
-    def start(self, prompts: list[str]) -> TextScoringState:
-        return TextScoringState(list(prompts), [[] for _ in prompts], [[] for _ in prompts])
-
-    @torch.no_grad()
-    def append(self, state: TextScoringState, steps: list[str | None]) -> np.ndarray:
-        """Append one step to each row whose entry is not None; returns its reward (NaN elsewhere)."""
-        rows = [i for i, s in enumerate(steps) if s is not None]
-        out = np.full(len(steps), np.nan)
-        for i in rows:
-            state.steps[i].append(steps[i])
-        if not rows:
-            return out
-        rewards, tokens = self._score([state.prompts[i] for i in rows], [state.steps[i] for i in rows])
-        for i, r in zip(rows, rewards):
-            out[i] = r[-1]
-            state.rewards[i].append(float(r[-1]))
-        state.tokens_scored += tokens
-        return out
-
-    def select(self, state: TextScoringState, index) -> TextScoringState:
-        """A new state whose row i is row ``index[i]`` of ``state`` (rows may repeat or be dropped)."""
-        index = [int(i) for i in np.asarray(index).reshape(-1)]
-        return TextScoringState(
-            [state.prompts[i] for i in index],
-            [list(state.steps[i]) for i in index],
-            [list(state.rewards[i]) for i in index],
-            state.tokens_scored,
-        )
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -312,19 +268,18 @@ def load_scorer(name_or_path, convention: str, device: str | None = None, dtype=
     Qwen2.5-Math-PRM does; a checkpoint without remote code, such as the tiny local stand-in of the
     tests, loads as ``AutoModelForTokenClassification``), "token-classification"
     (``AutoModelForTokenClassification``), "prmlab" (``ProcessRewardModel.load``, wrapped in the
-    KV-cached ``IncrementalScorer``; its saved dtype is kept). ``kwargs`` go to the adapter
+    KV-cached ``CachedPRMScorer``; its saved dtype is kept). ``kwargs`` go to the adapter
     (separator, system_prompt, batch_size, ...).
     Nothing is downloaded unless the hub cache lacks the model and the environment allows it.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown PRM convention {convention!r}; valid: {CONVENTIONS}")
+    check_choice(convention, CONVENTIONS, "PRM convention")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if convention == "prmlab":
-        from .model import IncrementalScorer, ProcessRewardModel
+        from .model import CachedPRMScorer, ProcessRewardModel
 
         if kwargs:
             raise TypeError(f"the prmlab convention takes no adapter options; got {sorted(kwargs)}")
-        return IncrementalScorer(ProcessRewardModel.load(name_or_path, device=device))
+        return CachedPRMScorer(ProcessRewardModel.load(name_or_path, device=device))
 
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForTokenClassification
 

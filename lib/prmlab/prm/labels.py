@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
+from ..choices import check_choice
 from ..metrics import auroc
 from ..sampling import Sampler, SamplingConfig, sample
 from .formats import StepwiseRecord
-from .model import STEP_SEPARATOR
 
 LABEL_SOURCES = ("oracle", "mc-hard", "mc-soft", "outcome")
 MC_STREAM_OFFSET = 1 << 60  # completion streams live far above the solutions' streams (i * n + j)
@@ -59,16 +58,19 @@ class Solution:
     num_tokens: int = 0  # tokens the policy sampled for it
 
 
-def make_solutions(task, problems: list, texts: list[list[str]], num_tokens: list[list[int]] | None = None) -> list[Solution]:
+def make_solutions(task, problems: list, texts: list[list[str]], num_tokens: list[list[int]] | None = None,
+                   steps: list[list[list[str]]] | None = None) -> list[Solution]:
     """Solutions from texts (``texts[i]`` are the solutions of ``problems[i]``), graded and judged.
 
-    Solutions with no step at all (the policy stopped at once) have nothing to label and are left out.
+    ``steps[i][j]`` are the steps of ``texts[i][j]`` where the sampler found them (token spans, see
+    `prmlab.sampling.Samples`); without them the task splits the texts. Solutions with no step at all
+    (the policy stopped at once) have nothing to label and are left out.
     """
     oracle = getattr(task, "has_oracle", False)
-    out = []
+    steps_of, out = steps, []
     for i, (problem, row) in enumerate(zip(problems, texts)):
         for j, text in enumerate(row):
-            steps = task.split_steps(text)
+            steps = task.split_steps(text) if steps_of is None else list(steps_of[i][j])
             if not steps:
                 continue
             sol = Solution(i, j, task.prompt(problem), steps, False,
@@ -77,7 +79,7 @@ def make_solutions(task, problems: list, texts: list[list[str]], num_tokens: lis
                 v = task.judge(problem, steps)
                 sol.correct, sol.oracle, sol.first_error, sol.kinds = v.answer_correct, v.step_labels, v.first_error, list(v.kinds)
             else:
-                sol.correct = bool(task.grade(problem, STEP_SEPARATOR.join(steps)))
+                sol.correct = bool(task.grade(problem, task.step_delimiter.join(steps)))
             out.append(sol)
     return out
 
@@ -91,7 +93,7 @@ def sample_solutions(sampler: Sampler, task, problems: list, n_per_problem: int,
     n = n_per_problem
     texts = [s.of(i) for i in range(len(problems))]
     tokens = [[len(s.token_ids[i * n + j]) for j in range(n)] for i in range(len(problems))]
-    return make_solutions(task, problems, texts, tokens)
+    return make_solutions(task, problems, texts, tokens, [s.steps_of(i) for i in range(len(problems))])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,11 +101,8 @@ def sample_solutions(sampler: Sampler, task, problems: list, n_per_problem: int,
 
 
 class SamplerCompleter:
-    """Completes step prefixes with a :class:`Sampler`: all prefixes of all solutions in large batches.
-
-    Each prefix is encoded once and its cached state copied to its n rows (``Generation.select``);
-    rows are sorted by prefix length so that little prefill is spent on padding.
-    """
+    """Completes step prefixes with a :class:`Sampler` through `prmlab.sampling.sample` (each prefix
+    encoded once, its cached state copied to its n rows, prefixes batched in order of length)."""
 
     def __init__(self, sampler: Sampler, batch_size: int = 256, progress: bool = False):
         self.sampler = sampler
@@ -111,26 +110,11 @@ class SamplerCompleter:
         self.progress = progress
 
     def __call__(self, prefixes: list[str], keys: list[int], n: int):
-        from tqdm.auto import tqdm
-
-        ids = self.sampler.encode(prefixes)
-        order = sorted(range(len(prefixes)), key=lambda k: len(ids[k]))
-        per_batch = max(1, self.batch_size // n)
-        texts: list = [None] * len(prefixes)
-        tokens: list = [None] * len(prefixes)
-        for a in tqdm(range(0, len(order), per_batch), desc="mc completions", disable=not self.progress, leave=False):
-            chunk = order[a : a + per_batch]
-            gen = self.sampler.start([ids[k] for k in chunk])
-            gen = gen.select(torch.arange(len(chunk)).repeat_interleave(n))
-            gen.stream = torch.tensor([MC_STREAM_OFFSET + keys[k] * MC_STREAM_STRIDE + j for k in chunk for j in range(n)])
-            self.sampler.extend(gen, until="end")
-            out = self.sampler.texts(gen)
-            counts = gen.n_generated.tolist()  # tokens sampled, the EOS included
-            self.sampler.release(gen)
-            for r, k in enumerate(chunk):
-                texts[k] = out[r * n : (r + 1) * n]
-                tokens[k] = counts[r * n : (r + 1) * n]
-        return texts, tokens
+        streams = [MC_STREAM_OFFSET + k * MC_STREAM_STRIDE for k in keys]
+        s = sample(self.sampler, prefixes, n, self.batch_size, self.progress, streams=streams, desc="mc completions")
+        tokens = [len(t) for t in s.token_ids]  # tokens sampled, the EOS included
+        return ([s.of(k) for k in range(len(prefixes))],
+                [tokens[k * n : (k + 1) * n] for k in range(len(prefixes))])
 
 
 @dataclass
@@ -177,7 +161,7 @@ def monte_carlo(completer: Sampler | Completer, task, problems: list, solutions:
                 batch_size: int = 256, progress: bool = False) -> MonteCarlo:
     """Math-Shepherd rollouts: ``n`` completions from every step prefix (but the last) of every solution.
 
-    A prefix is the prompt followed by steps ``0..i``, each ending with the step separator. Each
+    A prefix is the prompt followed by steps ``0..i``, each ending with the task's step delimiter. Each
     completion is graded by the task on the whole solution it makes (prefix steps + completion).
     ``completer`` is a :class:`Sampler` (usually the policy itself) or any :data:`Completer`.
     """
@@ -189,7 +173,7 @@ def monte_carlo(completer: Sampler | Completer, task, problems: list, solutions:
     for s_idx, sol in enumerate(solutions):
         head = ""
         for i, step in enumerate(sol.steps[:-1]):
-            head += step + STEP_SEPARATOR
+            head += step + task.step_delimiter
             prefixes.append(sol.prompt + head)
             heads.append(head)
             where.append((s_idx, i))
@@ -245,8 +229,7 @@ class LabelSet:
 
     def labels(self, source: str, n: int | None = None) -> list[list[float]]:
         """Per solution, the step labels of ``source`` (Monte Carlo ones from the first ``n`` completions)."""
-        if source not in LABEL_SOURCES:
-            raise ValueError(f"unknown label source {source!r}; valid: {', '.join(LABEL_SOURCES)}")
+        check_choice(source, LABEL_SOURCES, "label source")
         if source == "oracle":
             if not self.has_oracle:
                 raise ValueError("oracle labels need a task with a step oracle (arith)")
@@ -310,7 +293,7 @@ def build_label_set(policy, tokenizer, task, problems: list, n_per_problem: int 
     ``sampling`` (seed included) drives both the solutions and, unless ``completer`` is given, the
     Monte Carlo completions (by the policy itself, ``n_mc`` per step prefix; 0 skips them).
     """
-    sampler = Sampler(policy, tokenizer, sampling or SamplingConfig())
+    sampler = Sampler(policy, tokenizer, sampling or SamplingConfig(), step_delimiter=task.step_delimiter)
     solutions = sample_solutions(sampler, task, problems, n_per_problem, batch_size, progress)
     mc = None
     if n_mc > 0:

@@ -3,15 +3,10 @@
 A solution is encoded as ``prompt, step_1 + SEP, step_2 + SEP, ...``; the head reads the hidden state
 at the last token of each step (its separator), so **all steps of a solution are scored in one forward
 pass**. The reward of a step is ``sigmoid(head(h))``: the model's probability that the solution is still
-correct after that step. Decoding and RL use any scorer through the ``StepScorer`` interface:
+correct after that step.
 
-``score(prompts, steps) -> list of arrays``   rewards of every step of every solution (one forward each)
-``start(prompts) -> state``                   an incremental scoring state, one row per prompt
-``append(state, steps) -> array``             reward of one more step per row (None: row unchanged)
-``select(state, index) -> state``             reorder / duplicate rows (SMC resampling, beam search)
-
-``ProcessRewardModel`` implements ``score``; ``IncrementalScorer`` adds ``start/append/select`` on top
-of the KV-cached decoder, so scoring a new step costs only that step's tokens.
+``ProcessRewardModel`` is a batch ``StepScorer`` (`prmlab.prm.scorer`); ``CachedPRMScorer`` makes it an
+``IncrementalScorer`` on top of the KV-cached decoder, so scoring a new step costs only that step's tokens.
 """
 
 from __future__ import annotations
@@ -20,7 +15,6 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -28,14 +22,9 @@ from torch import nn
 
 from ..kv_decoder import DecoderState, make_decoder
 from ..models import add_lora, unwrap
+from .scorer import IncrementalScorer, StepScorer
 
 STEP_SEPARATOR = "\n"
-
-
-class StepScorer(Protocol):
-    """What decoding and RL need from a step scorer (a PRM, an adapter, PRIME's implicit PRM, ...)."""
-
-    def score(self, prompts: list[str], steps: list[list[str]]) -> list[np.ndarray]: ...
 
 
 @dataclass
@@ -49,7 +38,7 @@ class PRMConfig:
     extra: dict = field(default_factory=dict)  # free-form provenance (label source, policy run, ...)
 
 
-class ProcessRewardModel(nn.Module):
+class ProcessRewardModel(nn.Module, StepScorer):
     """Backbone (any HF causal LM) + linear head on the hidden state at the end of each step."""
 
     def __init__(self, backbone, tokenizer, config: PRMConfig | None = None):
@@ -95,6 +84,10 @@ class ProcessRewardModel(nn.Module):
                 ends.append(len(ids) - 1)
             out.append((ids, ends))
         return out
+
+    def count_tokens(self, prompt: str, steps: list[str]) -> int:
+        """Tokens one forward pass over ``prompt`` and ``steps`` reads."""
+        return len(self.encode(prompt, steps)[0])
 
     def collate(self, encoded: list[tuple[list[int], list[int]]]):
         """Right-padded ids [b, T] (no mask needed: causal attention never looks right)."""
@@ -175,24 +168,26 @@ class ProcessRewardModel(nn.Module):
 
 
 @dataclass
-class ScoringState:
-    """Rows of partial solutions held in the backbone's KV cache, with the rewards given so far."""
+class CachedState:
+    """Rows of partial solutions held in the backbone's KV cache."""
 
     decoder_state: DecoderState
-    rewards: list[list[float]]  # per row, reward of each appended step
     tokens_scored: int = 0  # tokens run through the backbone so far (a budget measure)
 
     @property
     def batch_size(self) -> int:
-        return len(self.rewards)
+        return self.decoder_state.batch_size
 
 
-class IncrementalScorer:
-    """Scores one more step per row at the cost of that step's tokens (KV cache of the backbone).
+class CachedPRMScorer(IncrementalScorer):
+    """The PRM as an ``IncrementalScorer``: one more step per row costs that step's tokens (KV cache of
+    the backbone).
 
     Works for every ``ProcessRewardModel``; Llama-family backbones get the cached decoder, others fall
     back to recomputing the prefix (same results, slower).
     """
+
+    select_in_place = True
 
     def __init__(self, prm: ProcessRewardModel):
         self.prm = prm.merged().eval()
@@ -202,15 +197,18 @@ class IncrementalScorer:
     def score(self, prompts: list[str], steps: list[list[str]]) -> list[np.ndarray]:
         return self.prm.score(prompts, steps)
 
+    def count_tokens(self, prompt: str, steps: list[str]) -> int:
+        return self.prm.count_tokens(prompt, steps)
+
     @torch.no_grad()
-    def start(self, prompts: list[str]) -> ScoringState:
+    def start(self, prompts: list[str]) -> CachedState:
         ids = [list(x) for x in self.prm.tokenizer(list(prompts)).input_ids]
         state = self.decoder.empty(len(ids), slots=max(len(x) for x in ids) + 64)
         self._feed(state, ids)
-        return ScoringState(state, [[] for _ in prompts], tokens_scored=sum(len(x) for x in ids))
+        return CachedState(state, tokens_scored=sum(len(x) for x in ids))
 
     @torch.no_grad()
-    def append(self, state: ScoringState, steps: list[str | None]) -> np.ndarray:
+    def append(self, state: CachedState, steps: list[str | None]) -> np.ndarray:
         """Append one step to each row whose entry is not None; returns its reward (NaN elsewhere)."""
         rows = [i for i, s in enumerate(steps) if s is not None]
         out = np.full(len(steps), np.nan)
@@ -224,30 +222,18 @@ class IncrementalScorer:
         hidden = self._feed(sub, ids)
         if not whole:
             state.decoder_state.put(index, sub)
-        rewards = torch.sigmoid(self.prm.head(hidden).squeeze(-1).float()).cpu().numpy()
-        for j, i in enumerate(rows):
-            out[i] = rewards[j]
-            state.rewards[i].append(float(rewards[j]))
+        out[rows] = torch.sigmoid(self.prm.head(hidden).squeeze(-1).float()).cpu().numpy()
         state.tokens_scored += sum(len(x) for x in ids)
         return out
 
-    def reorder_(self, state: ScoringState, index) -> None:
-        """In place, the same as ``select`` for a same-size ``index``, copying only rows that change."""
-        self.select_(state, index)
-
-    def select_(self, state: ScoringState, index) -> None:
+    def select_(self, state: CachedState, index) -> None:
         """In place, the same as ``state = select(state, index)``, reusing the cache buffers."""
         index = torch.as_tensor(index, dtype=torch.long)
         state.decoder_state = state.decoder_state.select_(index.to(self.device))
-        state.rewards = [list(state.rewards[i]) for i in index.tolist()]
 
-    def select(self, state: ScoringState, index) -> ScoringState:
+    def select(self, state: CachedState, index) -> CachedState:
         index = torch.as_tensor(index, dtype=torch.long)
-        return ScoringState(
-            state.decoder_state.select(index.to(self.device)),
-            [list(state.rewards[i]) for i in index.tolist()],
-            state.tokens_scored,
-        )
+        return CachedState(state.decoder_state.select(index.to(self.device)), state.tokens_scored)
 
     def _feed(self, state: DecoderState, ids: list[list[int]]) -> torch.Tensor:
         """Run variable-length token lists through the rows of ``state``; hidden state at each last token."""

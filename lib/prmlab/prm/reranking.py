@@ -2,10 +2,13 @@
 best-of-N reranking against votes and the oracle ceiling.
 
 Everything here works on an ``evaluation.Evaluation`` (n samples per problem, graded, with oracle
-verdicts when the task has an oracle) plus the per-step rewards a scorer gave each sample.
+verdicts when the task has an oracle) plus the per-step rewards a scorer gave each sample, and names
+its results as notebook 01 logs them (``eval/<model>/...``, ``bon/<curve>``, ``headline/...``).
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 
@@ -19,30 +22,24 @@ from ..metrics import (
     pass_at_k_curve,
     processbench_scores,
     step_accuracy,
+    step_auroc_by_kind,
+    within_problem_auroc,
 )
 
 StepScores = list[list[np.ndarray]]  # [problem][sample] -> rewards of each step
 
 
-def score_evaluation(scorer, task, ev, batch_size: int = 64) -> StepScores:
-    """Rewards of every step of every sample of ``ev`` by ``scorer`` (one forward per solution)."""
+def score_evaluation(scorer, task, ev) -> StepScores:
+    """Rewards of every step of every sample of ``ev`` by ``scorer`` (any `prmlab.prm.scorer.StepScorer`;
+    one forward per solution)."""
     prompts, steps = [], []
     for i, p in enumerate(ev.problems):
         for text in ev.solutions(i):
             prompts.append(task.prompt(p))
             steps.append(task.split_steps(text))
-    flat = scorer.score(prompts, steps, batch_size=batch_size) if _takes_batch(scorer) else scorer.score(prompts, steps)
+    flat = scorer.score(prompts, steps)
     n = ev.n
     return [flat[i * n : (i + 1) * n] for i in range(len(ev.problems))]
-
-
-def _takes_batch(scorer) -> bool:
-    import inspect
-
-    try:
-        return "batch_size" in inspect.signature(scorer.score).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def aggregate(scores: StepScores, how: str) -> np.ndarray:
@@ -50,10 +47,11 @@ def aggregate(scores: StepScores, how: str) -> np.ndarray:
     return np.array([[aggregate_step_scores(s, how) for s in row] for row in scores])
 
 
-def step_level(scores: StepScores, ev) -> dict:
-    """AUROC and accuracy (threshold 0.5) of step rewards against the oracle's process labels."""
+def step_level(scores: StepScores, verdicts) -> dict:
+    """AUROC and accuracy (threshold 0.5) of step rewards against the oracle's process labels
+    (``verdicts`` [problems][samples], e.g. ``Evaluation.verdicts``)."""
     rewards, labels = [], []
-    for row_s, row_v in zip(scores, ev.verdicts):
+    for row_s, row_v in zip(scores, verdicts):
         for s, v in zip(row_s, row_v):
             lab = v.step_labels
             k = min(len(s), len(lab))
@@ -62,12 +60,12 @@ def step_level(scores: StepScores, ev) -> dict:
     return {"step_auroc": auroc(rewards, labels), "step_accuracy": step_accuracy(rewards, labels), "steps": len(labels)}
 
 
-def processbench(scores: StepScores, ev, dev_fraction: float = 0.5) -> dict:
+def processbench(scores: StepScores, verdicts, dev_fraction: float = 0.5) -> dict:
     """ProcessBench protocol: the threshold is chosen on the first ``dev_fraction`` of the problems
-    (maximising F1 there) and F1 is reported on the rest."""
+    (maximising F1 there) and F1 is reported on the rest (``verdicts``: the oracle's, [problems][samples])."""
     flat_s = [s for row in scores for s in row]
-    flat_fe = [v.first_error for row in ev.verdicts for v in row]
-    cut = int(round(dev_fraction * len(scores))) * ev.n
+    flat_fe = [v.first_error for row in verdicts for v in row]
+    cut = sum(len(row) for row in scores[: int(round(dev_fraction * len(scores)))])  # solutions of the dev problems
     dev = flat_fe[:cut]
     if not any(fe == -1 for fe in dev) or all(fe == -1 for fe in dev):
         # F1 needs both correct and erroneous solutions to choose a threshold (tiny smoke runs may lack one)
@@ -98,8 +96,113 @@ def reranking_curves(task, ev, scores: dict[str, StepScores], aggregations: dict
     curves["majority vote"] = majority_accuracy(answers, None, reference, ns, seed=seed)
     if weighted_by is not None:
         weights = aggregate(scores[weighted_by], weight_aggregation)
-        weights = np.where(np.isfinite(weights), weights, 0.0)  # a solution with no step has no say
         curves[f"{weighted_by}-weighted majority ({weight_aggregation})"] = majority_accuracy(
             answers, weights, reference, ns, seed=seed)
     curves["oracle pass@N"] = pass_at_k_curve(ev.correct, ns)
     return curves
+
+
+# ----------------------------------------------------------------------------------------------
+# A scorer's quality, and notebook 01's metrics.
+
+
+def scorer_metrics(scores: StepScores, correct, verdicts=None, how: str = "min") -> dict:
+    """What 01 and 04 report of a scorer (step rewards ``scores`` of [problems][samples]).
+
+    Always ``within_problem_auroc``: per problem, the AUROC of the solution scores (step rewards
+    aggregated by ``how``) against ``correct``, averaged over problems with both outcomes. With the
+    oracle's ``verdicts`` also, pooled over all steps, ``step_auroc`` and ``step_accuracy``; per kind of
+    first error, ``step_auroc/<kind>`` (steps before the first error against first errors of that
+    kind); and the ProcessBench protocol (``processbench_f1``, ``processbench_error_acc``,
+    ``processbench_correct_acc``, ``threshold``)."""
+    out = {"within_problem_auroc": within_problem_auroc(aggregate(scores, how), correct)}
+    if verdicts is None:
+        return out
+    sl, pb = step_level(scores, verdicts), processbench(scores, verdicts)
+    out |= {"step_auroc": sl["step_auroc"], "step_accuracy": sl["step_accuracy"], "processbench_f1": pb["f1"],
+            "processbench_error_acc": pb["error_acc"], "processbench_correct_acc": pb["correct_acc"],
+            "threshold": pb["threshold"]}
+    by_kind = step_auroc_by_kind([s for row in scores for s in row], [v.kinds for row in verdicts for v in row])
+    return out | {f"step_auroc/{kind}": value for kind, value in by_kind.items()}
+
+
+TABLE_COLUMNS = {"step_auroc": "step AUROC", "step_accuracy": "step accuracy",
+                 "processbench_error_acc": "ProcessBench error acc", "processbench_correct_acc": "correct acc",
+                 "processbench_f1": "F1", "threshold": "threshold", "within_problem_auroc": "within-problem AUROC"}
+
+
+def table_row(name: str, metrics: dict) -> dict:
+    """One row of the scorers' table from ``scorer_metrics``."""
+    row = {"model": name} | {label: metrics[k] for k, label in TABLE_COLUMNS.items() if k in metrics}
+    return row | {f"AUROC vs first {k[len('step_auroc/'):]}": v for k, v in metrics.items() if k.startswith("step_auroc/")}
+
+
+def evaluation_metrics(scores: dict[str, StepScores], correct, verdicts, aggregations: dict[str, tuple[str, ...]]):
+    """``scorer_metrics`` of every model, each by its first aggregation, as ``eval/<model>/...``
+    metrics and one table row per model. Returns ``(metrics, rows)``."""
+    metrics, rows = {}, []
+    for name, s in scores.items():
+        m = scorer_metrics(s, correct, verdicts, aggregations[name][0])
+        metrics |= {f"eval/{name}/{k}": v for k, v in m.items()}
+        rows.append(table_row(name, m))
+    return metrics, rows
+
+
+def picks(scores: StepScores, how: str) -> np.ndarray:
+    """Per problem, the sample that best-of-N over all its samples picks (the first of equal best)."""
+    return aggregate(scores, how).argmax(axis=1)
+
+
+def solutions_profile(verdicts: list) -> dict[str, Counter]:
+    """What a set of judged solutions looks like: how many have their first error of each kind
+    ('none': every step right) and how many have each number of steps."""
+    return {"first_error": Counter(v.kinds[v.first_error] if v.first_error >= 0 else "none" for v in verdicts),
+            "steps": Counter(len(v.steps) for v in verdicts)}
+
+
+def picks_profile(scores: StepScores, verdicts, how: str) -> dict[str, Counter]:
+    """``solutions_profile`` of the samples best-of-N picks by ``scores`` aggregated by ``how``."""
+    return solutions_profile([row[j] for row, j in zip(verdicts, picks(scores, how))])
+
+
+def picks_profiles(scores: dict[str, StepScores], verdicts, aggregations: dict[str, tuple[str, ...]]) -> dict:
+    """``solutions_profile`` of all samples and ``picks_profile`` of each model (by its first
+    aggregation): does a verifier prefer some kinds of error, or short solutions?"""
+    out = {"all samples": solutions_profile([v for row in verdicts for v in row])}
+    return out | {name: picks_profile(s, verdicts, aggregations[name][0]) for name, s in scores.items()}
+
+
+def model_aggregations(names, main: str) -> dict[str, tuple[str, ...]]:
+    """How each model's step rewards become a solution score, first the one it is judged by: the
+    main PRM every way (min first), the ORM by its last step (the only one it is trained on), other
+    PRMs by their weakest step."""
+    return {name: (("min", "last", "prod", "mean") if name == main else ("last",) if name == "ORM" else ("min",))
+            for name in names}
+
+
+def curve_metric(label: str) -> str:
+    """The metric a reranking curve is logged as: 'PRM-oracle (min)' -> 'bon/PRM-oracle/min',
+    'majority vote' -> 'bon/majority_vote'."""
+    return "bon/" + label.replace(" (", "/").replace(")", "").replace(" ", "_")
+
+
+def curve_metrics(curves: dict[str, dict[int, float]]) -> list[tuple[dict, int]]:
+    """``(metrics, step)`` pairs to log: each curve's accuracy at each N, step = N."""
+    return [({curve_metric(label): acc}, n) for label, curve in curves.items() for n, acc in curve.items()]
+
+
+def headline(curves: dict[str, dict[int, float]], names, main: str, ns: list[int]) -> dict:
+    """The headline numbers at N = 16 (or the largest N): the main PRM's best-of-N against majority vote,
+    weighted majority, the ORM and the oracle's pass@N; every PRM's best-of-N; and, when there is an
+    oracle-labelled PRM, each Monte Carlo PRM's gap to it (positive: below it)."""
+    n = 16 if 16 in ns else ns[-1]
+    out = {"headline/n": n, "headline/prm_best_of_n": curves[f"{main} (min)"][n],
+           "headline/majority": curves["majority vote"][n],
+           "headline/weighted_majority": curves[f"{main}-weighted majority (min)"][n],
+           "headline/orm_best_of_n": curves["ORM (last)"][n], "headline/oracle_pass_at_n": curves["oracle pass@N"][n]}
+    prms = [name for name in names if name.startswith("PRM-")]
+    out |= {f"headline/{name}_best_of_n": curves[f"{name} (min)"][n] for name in prms}
+    if "PRM-oracle" in prms:
+        out |= {f"headline/{name}_gap_to_oracle": out["headline/PRM-oracle_best_of_n"] - out[f"headline/{name}_best_of_n"]
+                for name in prms if name.startswith("PRM-mc")}
+    return out

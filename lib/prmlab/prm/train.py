@@ -20,20 +20,18 @@ same losses. On CPU (gloo) two processes are started with::
 
 from __future__ import annotations
 
-import json
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
+from ..choices import check_choice
 from ..metrics import auroc, step_accuracy
-from ..models import _jsonable, unwrap
+from ..models import unwrap
 from ..sft import lr_at
 from .formats import StepwiseRecord
-from .model import ProcessRewardModel
+from .model import PRMConfig, ProcessRewardModel
 
 TARGETS = ("prm", "orm")
 
@@ -53,8 +51,7 @@ class PRMTrainConfig:
     log_every: int = 10  # log metrics every this many steps (and at the last one)
 
     def __post_init__(self):
-        if self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}; valid: {', '.join(TARGETS)}")
+        check_choice(self.target, TARGETS, "target")
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
             raise ValueError("steps, batch_size and log_every must be >= 1")
 
@@ -167,33 +164,50 @@ def evaluate_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], batch_s
 
 
 # ----------------------------------------------------------------------------------------------
-# Tracking.
+# Notebook 01's models: one PRM per label source and an ORM, trained alike.
 
 
-def log_prm(run, prm: ProcessRewardModel, name: str, config=None) -> None:
-    """Save ``prm`` (LoRA merged) as artifact folder ``name`` of the MLflow ``run``, with the config
-    that produced it in ``prmlab.json`` (read back with ``prmlab.models.read_extra``)."""
-    with tempfile.TemporaryDirectory() as d:
-        path = prm.save(Path(d) / name)
-        if config is not None:
-            (path / "prmlab.json").write_text(json.dumps(_jsonable(config), indent=2, sort_keys=True))
-        run.log_artifact(path, name)
+def label_sources(train_labels: str, main: str, has_oracle: bool) -> list[str]:
+    """The label sources to train a PRM on: the comma-separated ``train_labels``, then ``main`` if
+    missing; without a step oracle there are no oracle labels."""
+    sources = [s.strip() for s in train_labels.split(",") if s.strip()]
+    if main not in sources:
+        sources.append(main)
+    return [s for s in sources if s != "oracle"] if not has_oracle else sources
 
 
-def load_prm(notebook: str, name: str, profile: str | None = None, run_id: str | None = None,
-             device: str | None = None):
-    """The PRM logged as ``name`` by the latest finished run of ``notebook`` (or run ``run_id``).
+def model_name(source: str) -> str:
+    """'PRM-<source>' for a PRM, 'ORM' for the model trained on outcome labels."""
+    return "ORM" if source == "outcome" else f"PRM-{source}"
 
-    Returns ``(prm, run)``. Raises ``tracking.NoRunError`` saying which notebook to run.
-    """
-    from .. import tracking
 
-    run = tracking.latest_run(notebook, profile, run_id)
-    try:
-        path = tracking.download(run, name)
-    except Exception as e:  # the run exists but did not log this PRM
-        raise tracking.NoRunError(
-            f"run {run.info.run_id} of notebook {notebook} has no PRM artifact {name!r} ({e}). "
-            f"Run it first: prmlab run {notebook.split('_', 1)[0]}"
-        ) from e
-    return ProcessRewardModel.load(path, device=device), run
+def artifact_name(name: str, main: str) -> str:
+    """The artifact a model is logged as: 'prm' for the main PRM (the one later notebooks load),
+    'orm', else 'prm_<labels>' (e.g. PRM-mc-soft -> prm_mc_soft)."""
+    if name == "ORM":
+        return "orm"
+    return "prm" if name == main else "prm_" + name[len("PRM-"):].replace("-", "_")
+
+
+def model_metrics(metrics: dict, name: str) -> dict:
+    """``train/<key>`` metrics of one model renamed ``train/<name>/<key>`` (several models, one run)."""
+    return {f"train/{name}/{k[len('train/'):]}" if k.startswith("train/") else k: v for k, v in metrics.items()}
+
+
+def train_models(policy, tokenizer, label_set, sources: list[str], prm_config: PRMConfig, cfg: PRMTrainConfig,
+                 log=None, progress: bool = True) -> tuple[dict, dict]:
+    """A PRM per label source in ``sources`` and an ORM on outcome labels, each a fresh copy of
+    ``policy`` built by ``prm_config`` and trained by ``cfg`` (its ``target`` set per model).
+
+    Returns ``(models, histories)`` keyed by ``model_name``; ``log(metrics, step)`` receives each
+    model's metrics as ``train/<name>/...``."""
+    models, histories = {}, {}
+    for source, target in [(s, "prm") for s in sources] + [("outcome", "orm")]:
+        name = model_name(source)
+        config = replace(prm_config, extra={**prm_config.extra, "labels": source})
+        model = ProcessRewardModel.from_policy(policy, tokenizer, config)
+        named_log = None if log is None else (lambda m, step, name=name: log(model_metrics(m, name), step))
+        histories[name] = train_prm(model, label_set.records(source), replace(cfg, target=target), log=named_log,
+                                    progress=progress)
+        models[name] = model.eval()
+    return models, histories

@@ -18,6 +18,8 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from ..choices import check_choice, unknown_choice
+
 OPS = "+-*"
 STEP_KINDS = ("ok", "arithmetic", "carry", "skipped", "extra", "malformed")
 ERROR_KINDS = STEP_KINDS[1:]
@@ -26,6 +28,7 @@ INJECTABLE_KINDS = ("arithmetic", "carry", "skipped", "extra")
 
 _STEP_RE = re.compile(r"^(-?\d+)([+\-*])(\d+)=(-?\d+)$")
 _ANSWER_RE = re.compile(r"^A: (-?\d+)$")
+_ANSWER_LINE = re.compile(r"^A: (-?\d+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def apply_op(value: int, op: str, operand: int) -> int:
         return value - operand
     if op == "*":
         return value * operand
-    raise ValueError(f"unknown operator {op!r}; valid: {OPS!r}")
+    raise unknown_choice(op, OPS, "operator")
 
 
 @dataclass(frozen=True)
@@ -177,8 +180,7 @@ def solution_with_mistake(problem: Problem, rng: random.Random, kind: str, posit
     ``position`` is the operation the mistake happens at (for 'extra': the extra step comes before that
     operation, or after the last one when ``position == len(ops)``).
     """
-    if kind not in INJECTABLE_KINDS:
-        raise ValueError(f"unknown mistake kind {kind!r}; valid: {INJECTABLE_KINDS}")
+    check_choice(kind, INJECTABLE_KINDS, "mistake kind")
     ops = list(problem.ops)
     n = len(ops)
     if kind == "skipped":
@@ -274,6 +276,13 @@ def split_steps(solution: str) -> list[str]:
     return [line for line in solution.strip("\n").split("\n") if line.strip()]
 
 
+def final_answer(solution: str) -> int | None:
+    """The final answer a solution text states: its last ``A: N`` line (None if it has none). Needs
+    no problem, so decoding can read answers of any prompt's solutions (``answer_fn``)."""
+    found = _ANSWER_LINE.findall(solution)
+    return int(found[-1]) if found else None
+
+
 def judge(problem: Problem, solution: str | list[str]) -> Verdict:
     """Label every step of ``solution`` (text or list of steps) against ``problem``.
 
@@ -337,6 +346,7 @@ class ArithTask:
 
     name = "arith"
     has_oracle = True
+    step_delimiter = "\n"  # one step per line
 
     def __init__(self, cfg: ArithConfig | None = None, n_train: int = 20000, n_eval: int = 200, seed: int = 0):
         self.cfg = cfg or ArithConfig()

@@ -11,6 +11,12 @@ Prompt format (used by ``RealProblem.prompt`` and ``RealTask.prompt``; the paper
 
 For MATH-500 the last line asks for ``'The answer is: \\boxed{X}'`` so that math-verify finds it.
 Solution steps are the non-empty lines of a solution (``split_steps``), as in the embedded task.
+
+Real models often write a step as a short paragraph (a heading line, then its computation) with a
+blank line between steps. A ``RealTask`` with ``step_format="paragraph"`` asks for that ("with a blank
+line between steps") and splits on blank lines; its ``step_delimiter`` is what the sampler pauses on.
+With a chat model's tokenizer (``RealTask.with_chat_template``) the prompt is the user turn of its
+chat template, followed by the assistant's header.
 """
 
 from __future__ import annotations
@@ -27,15 +33,21 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+from ..choices import check_choice
+
 DATA_ENV_VAR = "PRMLAB_DATA_DIR"
 TASK_NAMES = ("gsm8k", "math500")
 GSM8K_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
 PROMPT_TEMPLATE = (
     "Question: {question}\n"
-    "Answer step by step, one step per line, and end with a line 'The answer is: {answer_hint}'.\n"
+    "Answer step by step, {step_hint}, and end with a line 'The answer is: {answer_hint}'.\n"
 )
 _ANSWER_HINT = {"gsm8k": "X", "math500": "\\boxed{X}"}
+# How a solution's steps are written: the text between two steps, and how the prompt asks for it.
+STEP_DELIMITERS = {"line": "\n", "paragraph": "\n\n"}
+STEP_FORMATS = tuple(STEP_DELIMITERS)
+_STEP_HINT = {"line": "one step per line", "paragraph": "with a blank line between steps"}
 
 # math-verify's timeouts use signal.alarm, which only works in the main thread.
 MATH_VERIFY_TIMEOUT_S = 5
@@ -102,7 +114,13 @@ class RealProblem:
     @property
     def prompt(self) -> str:
         """The plain prompt (see the module docstring for the format)."""
-        return PROMPT_TEMPLATE.format(question=self.question, answer_hint=_ANSWER_HINT.get(self.source, "X"))
+        return self.prompt_for("line")
+
+    def prompt_for(self, step_format: str) -> str:
+        """The plain prompt asking for steps written in ``step_format`` (one of ``STEP_FORMATS``)."""
+        check_choice(step_format, STEP_FORMATS, "step format")
+        return PROMPT_TEMPLATE.format(question=self.question, step_hint=_STEP_HINT[step_format],
+                                      answer_hint=_ANSWER_HINT.get(self.source, "X"))
 
     @property
     def steps(self) -> list[str]:
@@ -145,8 +163,7 @@ def load_gsm8k(split: str = "test", limit: int | None = None) -> list[RealProble
     """GSM8K problems from ``gsm8k/<split>.jsonl`` (the first ``limit`` rows if given)."""
     folder = shared_data_dir() / "gsm8k"
     splits = sorted(p.stem for p in folder.glob("*.jsonl") if p.stem != "example_model_solutions")
-    if split not in splits:
-        raise ValueError(f"unknown GSM8K split {split!r}; valid: {splits}")
+    check_choice(split, splits, "GSM8K split")
     rows = _read_jsonl(folder / f"{split}.jsonl", limit)
     return [_gsm8k_problem(i, split, r["question"], r["answer"], "#### ") for i, r in enumerate(rows)]
 
@@ -184,11 +201,12 @@ def load_math500(limit: int | None = None) -> list[RealProblem]:
 # ---------------------------------------------------------------------------------------------
 
 
-def split_steps(text: str) -> list[str]:
-    """Solution steps: the non-empty lines of ``text``, stripped (final answer line included)."""
+def split_steps(text: str, delimiter: str = "\n") -> list[str]:
+    """Solution steps: the non-empty pieces of ``text`` between ``delimiter`` s, stripped (final answer
+    included). The default gives the lines; ``"\n\n"`` the blank-line-separated paragraphs."""
     if not isinstance(text, str):
         return []
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [piece.strip() for piece in text.split(delimiter) if piece.strip()]
 
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
@@ -403,17 +421,41 @@ def first_wrong_annotation_step(solution_text: str) -> int:
 
 class RealTask:
     """A real data set seen through the task interface: ``problems``, ``prompt``, ``grade``,
-    ``split_steps``. Data loads on first use."""
+    ``split_steps``, ``step_delimiter``. Data loads on first use.
+
+    ``step_format`` (``STEP_FORMATS``) says how solutions write their steps: one per line, or as
+    blank-line-separated paragraphs. ``chat_tokenizer``: a tokenizer whose chat template wraps every
+    prompt (see ``with_chat_template``); None gives the plain prompt."""
 
     has_oracle = False  # real data has outcome labels only
 
-    def __init__(self, name: str, n_eval: int | None = None, seed: int = 0):
-        if name not in TASK_NAMES:
-            raise ValueError(f"unknown real task {name!r}; valid: {list(TASK_NAMES)}")
+    def __init__(self, name: str, n_eval: int | None = None, seed: int = 0, step_format: str = "line",
+                 chat_tokenizer=None):
+        check_choice(name, TASK_NAMES, "real task")
+        check_choice(step_format, STEP_FORMATS, "step format")
         self.name = name
         self.n_eval = n_eval
         self.seed = seed
+        self.step_format = step_format
+        self.step_delimiter = STEP_DELIMITERS[step_format]  # what a sampler pauses on at the end of a step
+        self.chat_tokenizer = None
+        if chat_tokenizer is not None:
+            self._check_chat_template(chat_tokenizer)
+            self.chat_tokenizer = chat_tokenizer
         self._all: list[RealProblem] | None = None
+
+    @staticmethod
+    def _check_chat_template(tokenizer) -> None:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no chat template: "
+                             "use the plain prompt (chat_template = False)")
+
+    def with_chat_template(self, tokenizer) -> "RealTask":
+        """The same task (same splits, data shared) whose prompts are ``tokenizer``'s chat template
+        applied to one user turn, with the assistant's header after it."""
+        twin = RealTask(self.name, self.n_eval, self.seed, self.step_format, chat_tokenizer=tokenizer)
+        twin._all = self._all
+        return twin
 
     @property
     def eval(self) -> list[RealProblem]:
@@ -448,8 +490,12 @@ class RealTask:
         return [everything[i] for i in order[:n]]
 
     def prompt(self, problem: RealProblem) -> str:
-        """The prompt for ``problem`` (module docstring format)."""
-        return problem.prompt
+        """The prompt for ``problem`` (module docstring format), in the chat template if the task has one."""
+        text = problem.prompt_for(self.step_format)
+        if self.chat_tokenizer is None:
+            return text
+        turn = [{"role": "user", "content": text.strip()}]
+        return self.chat_tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
 
     def grade(self, problem: RealProblem, solution_text: str) -> bool:
         """Whether the final answer of ``solution_text`` is correct for ``problem``."""
@@ -458,8 +504,8 @@ class RealTask:
         return grade_math(solution_text, problem.answer)
 
     def split_steps(self, text: str) -> list[str]:
-        """Solution steps: non-empty lines."""
-        return split_steps(text)
+        """Solution steps: the non-empty lines, or paragraphs (``step_format``)."""
+        return split_steps(text, self.step_delimiter)
 
     def answer(self, problem: RealProblem, solution_text: str):
         """The final answer ``solution_text`` states, normalised for voting (a Fraction for GSM8K, so

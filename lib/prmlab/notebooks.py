@@ -1,0 +1,159 @@
+"""The notebooks: which exist, what each is for, the parameters each declares, and command-line values
+turned into parameter values (typed and range-checked before any kernel starts).
+
+Both the runner (``prmlab run``) and tracking (``start_run`` logs every declared parameter) read
+notebooks through this module, so neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .choices import unknown_choice
+from .paths import notebooks_dir
+
+# Wall time of each notebook on the tiny profile on 2 CPU cores (00, 01, 04: runs of 2026-11-22; 02, 03: estimated
+# from their arms' per-step times of 2026-12-01); the README quotes it.
+TINY_MINUTES = {"00_policy_sft": 5, "01_prm_training": 9, "02_pure_min_form": 10, "03_prime_implicit": 8,
+                "04_smc_decoding": 24}
+
+
+def available_notebooks() -> list[Path]:
+    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def resolve_notebook(spec: str | Path) -> Path:
+    """A notebook from its number (``00``), its name (``00_policy_sft``) or its path."""
+    spec = str(spec)
+    path = Path(spec)
+    if path.suffix == ".ipynb" and path.exists():
+        return path.resolve()
+    for nb in available_notebooks():
+        if spec in (nb.stem, nb.name, nb.stem[:2]) or (spec.isdigit() and nb.stem[:2] == spec.zfill(2)):
+            return nb
+    raise unknown_choice(spec, [f"{nb.stem[:2]} ({nb.stem})" for nb in available_notebooks()], "notebook")
+
+
+def purpose(path: Path) -> str:
+    """The notebook's one-line purpose: its first markdown heading without the number
+    (``# 00 · The base policy`` -> ``The base policy``)."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in "".join(cell["source"]).splitlines():
+            if line.startswith("#"):
+                title = line.lstrip("#").strip()
+                number, _, rest = title.partition(" ")
+                return rest.lstrip("·:-— ").strip() if number.isdigit() and rest else title
+    return ""
+
+
+def notebook_parameters(path: Path) -> dict[str, dict]:
+    """Parameters declared in the notebook's ``parameters`` cell: name -> {default, type, help}."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(path))
+    if not found:
+        raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
+    return {name: {"default": _literal(p["default"]), "type": p["inferred_type_name"], "help": p["help"]}
+            for name, p in found.items()}
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric parameter; ``None`` leaves that side open."""
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+
+    def __contains__(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        above = self.low is None or (value >= self.low if self.low_inclusive else value > self.low)
+        return above and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'[' if self.low_inclusive and self.low is not None else '('}{low}, {high}{']' if self.high is not None else ')'}"
+
+
+POSITIVE = Range(0, None, low_inclusive=False)
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+SHARE = Range(0, 1)
+
+# The ranges known for parameters that mean the same in every notebook declaring them; checked by
+# ``parse_value`` before a kernel starts. A parameter not listed here is checked by its notebook.
+RANGES: dict[str, Range] = {
+    "seed": AT_LEAST_0,
+    "mistake_rate": SHARE,
+    "ess_threshold": SHARE,
+    "top_p": Range(0, 1, low_inclusive=False),
+    "temperature": POSITIVE,
+    "smc_temperature": POSITIVE,
+    "lr": POSITIVE,
+    "prm_lr": POSITIVE,
+    "sft_steps": AT_LEAST_0,
+    "prm_steps": AT_LEAST_0,
+    "explorer_samples": AT_LEAST_0,
+    "lora_r": AT_LEAST_0,  # 0: no LoRA (notebook 02)
+    "kl_coef": AT_LEAST_0,
+    "clip_eps": POSITIVE,
+    "min_temperature": POSITIVE,
+    "beta": POSITIVE,
+    "process_coef": AT_LEAST_0,
+    "outcome_coef": AT_LEAST_0,
+    "filter_low": SHARE,
+    "filter_high": SHARE,
+    "k": Range(2),  # leave-one-out baselines need a group of at least 2
+    **{name: AT_LEAST_1 for name in (
+        "min_ops", "max_ops", "max_operand", "max_value", "n_train", "n_eval", "hidden_size", "num_layers",
+        "num_heads", "num_kv_heads", "intermediate_size", "batch_size", "max_k", "max_new_tokens", "sample_batch",
+        "n_label_problems", "n_per_problem", "mc_n", "prm_batch", "bon_max_n", "real_text_questions",
+        "repetitions", "n_problems", "max_n", "beam_m", "sensitivity_n", "genealogy_particles", "rl_steps",
+        "prompts_per_step", "ppo_epochs", "minibatch_size", "eval_every", "eval_samples", "quality_problems",
+        "quality_samples")},
+}
+
+_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def parse_value(name: str, raw: str, default):
+    """A command-line value for parameter ``name``, converted to the type of its default and checked
+    against its known range; ``ValueError`` says what the parameter takes."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[raw.lower()]
+        elif kind is int:
+            value = int(raw)
+        elif kind is float:
+            value = float(raw)
+        elif kind is str:
+            value = raw
+        else:
+            value = _literal(raw)  # lists, dicts, None: a Python literal
+    except (KeyError, ValueError):
+        raise ValueError(f"parameter {name!r} takes {_TYPE_NAMES[kind]} (default {default!r}); got {raw!r}") from None
+    check_range(name, value)
+    return value
+
+
+def check_range(name: str, value) -> None:
+    allowed = RANGES.get(name)
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"parameter {name!r} must lie in {allowed}; got {value!r}")

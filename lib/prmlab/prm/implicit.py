@@ -1,0 +1,175 @@
+"""PRIME's implicit process reward model: a causal LM whose log-ratio to a reference is the reward.
+
+Cui et al., "Process Reinforcement through Implicit Rewards" (PRIME, arXiv 2502.01456), after Yuan et
+al., "Free Process Rewards without Process Labels": with ``pi_phi`` a causal LM initialised from the SFT
+policy and ``pi_ref`` the frozen SFT policy, every token gets the reward
+
+    r_t = beta * (log pi_phi(y_t | y_<t) - log pi_ref(y_t | y_<t)),   beta = 0.05,
+
+and ``pi_phi`` learns online from outcome labels only: the loss is ``BCE(sigmoid(sum_t r_t), outcome)``
+(PRIME's ``compute_ce_dpo_loss_rm``). It is a step scorer like any other (`prmlab.prm.scorer`): the
+reward of a step is the sum of ``r_t`` over the step's tokens, squashed to ``sigmoid(step reward)`` so
+that it reads like a PRM's probability. With the SMC potential ``logit`` (notebook 04) the squashing
+cancels: a particle's potential is exactly the step's summed implicit reward. Notebook 01's evaluation
+and notebook 04's search apply to it unchanged.
+
+Text is encoded as every PRM in prmlab encodes it: the prompt with special tokens, then each step
+followed by the step separator (`prmlab.prm.model.ProcessRewardModel.encode_many`'s convention).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ..choices import check_choice
+from ..rl.prime import implicit_prm_loss
+from ..rl.rollouts import Rollouts, pack, response_logprobs
+from .scorer import TextScorer
+
+UPDATE_ORDERS = ("after", "before")
+
+
+class ImplicitPRM(TextScorer):
+    """``pi_phi`` (trained) against ``pi_ref`` (frozen); see the module docstring.
+
+    ``model`` is copied unless ``copy_model=False``; ``ref_model`` is used as given (never trained).
+    ``lr`` is the AdamW rate of the online update, ``batch_size`` the rows per forward pass when scoring
+    and per optimizer step when updating.
+    """
+
+    def __init__(self, model, ref_model, tokenizer, beta: float = 0.05, lr: float = 1e-5, batch_size: int = 64,
+                 separator: str = "\n", copy_model: bool = True):
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.model = (copy.deepcopy(model) if copy_model else model).eval()
+        self.ref = ref_model.eval()  # read under no_grad only: never trained, and left as the caller has it
+        self.tokenizer = tokenizer
+        self.beta = float(beta)
+        self.batch_size = batch_size
+        self.separator = separator
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=lr,
+                                           betas=(0.9, 0.999), weight_decay=0.0)
+
+    # ---- token rewards on rollouts (RL) ----------------------------------------------------------
+
+    def log_ratio(self, ro: Rollouts, grad: bool = False) -> torch.Tensor:
+        """``log pi_phi - log pi_ref`` of every response token of ``ro`` (``[B, T]``, 0 on padding)."""
+        with torch.no_grad():
+            ref = response_logprobs(self.ref, ro)
+        with torch.set_grad_enabled(grad):
+            return response_logprobs(self.model, ro) - ref
+
+    def token_rewards(self, ro: Rollouts) -> torch.Tensor:
+        """``r_t = beta * log-ratio`` of every response token of ``ro``, in chunks of ``batch_size`` rows."""
+        out = torch.zeros_like(ro.response_mask)
+        for a in range(0, ro.batch_size, self.batch_size):
+            rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
+            sub = ro.rows(rows)
+            out[rows, : sub.response_mask.shape[1]] = self.beta * self.log_ratio(sub).detach().cpu()
+        return out
+
+    def update(self, ro: Rollouts, outcomes: torch.Tensor, order: str = "after") -> tuple[torch.Tensor, dict]:
+        """One pass of the online update over ``ro`` in minibatches of ``batch_size`` rows, and the token
+        rewards of ``ro`` that RL uses, in PRIME's two orders:
+
+        - ``"after"``: each minibatch's rewards come from the same forward pass that computes its loss,
+          i.e. from ``pi_phi`` before that minibatch's update (later minibatches see earlier updates);
+        - ``"before"``: update on every minibatch first, then score all of ``ro`` with the updated model.
+
+        Returns ``([B, T] token rewards, metrics)``: the mean loss and the accuracy of
+        ``sigmoid(sum_t r_t) >= 0.5`` against the outcomes (before each minibatch's update).
+        """
+        check_choice(order, UPDATE_ORDERS, "update order")
+        rewards = torch.zeros_like(ro.response_mask)
+        losses, hits = [], 0
+        self.model.train()
+        for a in range(0, ro.batch_size, self.batch_size):
+            rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
+            sub = ro.rows(rows)
+            q = self.log_ratio(sub, grad=True)
+            q_sum = (q * sub.response_mask.to(q.device)).sum(1)
+            loss = implicit_prm_loss(q_sum, outcomes[rows].to(q.device), self.beta)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss.detach()) * len(rows))
+            hits += int(((self.beta * q_sum.detach() >= 0).cpu() == outcomes[rows].bool()).sum())
+            rewards[rows, : sub.response_mask.shape[1]] = self.beta * q.detach().cpu()
+        self.model.eval()
+        if order == "before":
+            rewards = self.token_rewards(ro)
+        return rewards, {"implicit_prm/loss": sum(losses) / ro.batch_size, "implicit_prm/accuracy": hits / ro.batch_size}
+
+    # ---- the scorer protocol (text) -------------------------------------------------------------
+
+    def encode(self, prompts: list[str], steps: list[list[str]]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Per solution, the prompt's ids and the steps' ids concatenated, with each step's token span
+        (offsets after the prompt)."""
+        prompt_ids = self.tokenizer(list(prompts)).input_ids if prompts else []
+        flat = [s + self.separator for row in steps for s in row]
+        pieces = iter(self.tokenizer(flat, add_special_tokens=False).input_ids if flat else [])
+        out = []
+        for p_ids, row in zip(prompt_ids, steps):
+            resp, spans = [], []
+            for _ in row:
+                ids = next(pieces)
+                spans.append((len(resp), len(resp) + len(ids)))
+                resp += ids
+            out.append((list(p_ids), resp, spans))
+        return out
+
+    def step_rewards(self, prompts: list[str], steps: list[list[str]]) -> list[np.ndarray]:
+        """The unsquashed reward of every step: ``beta`` times the summed log-ratio over its tokens."""
+        encoded = self.encode(prompts, steps)
+        out: list[np.ndarray] = []
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        for a in range(0, len(encoded), self.batch_size):
+            chunk = encoded[a : a + self.batch_size]
+            ids, attn, plens, resp, mask = pack([c[0] for c in chunk], [c[1] for c in chunk], pad)
+            ro = Rollouts([], 1, None, torch.zeros(len(chunk), dtype=torch.bool), None, ids, attn, plens, resp, mask,
+                          torch.zeros_like(mask))
+            r = self.beta * self.log_ratio(ro)
+            for i, (_, _, spans) in enumerate(chunk):
+                out.append(np.array([float(r[i, s:e].sum()) for s, e in spans], dtype=np.float64))
+        return out
+
+    def score(self, prompts: list[str], steps: list[list[str]]) -> list[np.ndarray]:
+        """``sigmoid`` of every step's implicit reward (see the module docstring)."""
+        return [1.0 / (1.0 + np.exp(-r)) for r in self.step_rewards(prompts, steps)]
+
+    def count_tokens(self, prompt: str, steps: list[str]) -> int:
+        """Tokens one scoring of the solution reads (two models read them: policy-sized work twice)."""
+        p, resp, _ = self.encode([prompt], [steps])[0]
+        return len(p) + len(resp)
+
+    # ---- saving and loading (artifact kind "implicit_prm") ----------------------------------------
+
+    def save(self, folder) -> None:
+        """``pi_phi`` in ``folder/phi``, ``pi_ref`` in ``folder/ref`` (each with the tokenizer) and the
+        settings in ``folder/implicit_prm.json``."""
+        import json
+        from pathlib import Path
+
+        from ..models import save_pretrained
+
+        folder = Path(folder)
+        save_pretrained(self.model, self.tokenizer, folder / "phi")
+        save_pretrained(self.ref, self.tokenizer, folder / "ref")
+        (folder / "implicit_prm.json").write_text(json.dumps({"beta": self.beta, "separator": self.separator,
+                                                              "batch_size": self.batch_size}))
+
+    @classmethod
+    def load(cls, folder, device: str | None = None) -> "ImplicitPRM":
+        import json
+        from pathlib import Path
+
+        from ..models import load_causal_lm
+
+        folder = Path(folder)
+        settings = json.loads((folder / "implicit_prm.json").read_text())
+        model, tokenizer = load_causal_lm(folder / "phi", device=device)
+        ref, _ = load_causal_lm(folder / "ref", device=device)
+        return cls(model, ref, tokenizer, copy_model=False, **settings)

@@ -1,0 +1,67 @@
+"""What the `prmlab` command says: help with examples, the notebooks listing, what a profile changes,
+where `lab` serves (no kernel, no server started)."""
+
+import re
+
+import pytest
+
+from prmlab import cli, tracking
+from prmlab.cli import main
+from prmlab.profiles import OVERLAYS
+
+
+def test_no_subcommand_prints_help_with_examples(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: prmlab") and "examples:" in out
+    examples = [ln.split()[:3] for ln in out.split("examples:")[1].splitlines() if ln.strip()]
+    assert len(examples) >= 3 and all(e[0] == "prmlab" for e in examples)
+    for command in ("run", "sweep", "params", "notebooks", "report", "ui", "lab"):
+        assert re.search(rf"^\s+{command}\b", out, re.M), command
+
+
+@pytest.mark.parametrize("command", ["ui", "lab"])
+def test_ui_and_lab_explain_their_options(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal's width
+    assert "stop it with Ctrl-C" in out
+    assert "--host HOST address to listen on (default 127.0.0.1: this machine only" in out
+    assert re.search(r"--port PORT port to listen on \(default (5000|8888)\)", out)
+
+
+def test_lab_prints_where_it_serves(monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, **kw: started.append(cmd) or 0)
+    assert main(["lab", "--port", "8899"]) == 0
+    out = capsys.readouterr().out
+    assert "JupyterLab on http://127.0.0.1:8899/lab" in out
+    [cmd] = started
+    assert cmd[cmd.index("--ip") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "8899"
+
+
+def test_notebooks_lists_purpose_duration_and_latest_runs(mlflow_store, capsys):
+    assert main(["notebooks"]) == 0  # a fresh store: no runs, and the store is not created by looking
+    out = capsys.readouterr().out
+    assert "00_policy_sft      The base policy (supervised fine-tuning)" in out
+    assert "tiny profile: about 5 min on 2 CPU cores" in out and "no runs yet" in out
+    assert tracking.local_store_path() is not None and not tracking.local_store_path().exists()
+    run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
+    run.finish("FAILED")
+    assert main(["notebooks"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("00_policy_sft", 1)[1].split("01_prm_training", 1)[0]
+    assert re.search(rf"latest smoke run: FAILED {run.id}, started \d{{4}}-\d\d-\d\d \d\d:\d\d", block)
+
+
+def test_params_shows_what_a_profile_changes(capsys):
+    assert main(["params", "00", "--profile", "smoke"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    name = lambda line: line[2:].split()[0]  # noqa: E731 - after the two-character marker column
+    changed = {name(ln) for ln in lines if ln.startswith("* ")}
+    assert changed == set(OVERLAYS["00_policy_sft"]["smoke"]) | {"profile"}
+    sft = next(ln for ln in lines if name(ln) == "sft_steps")
+    assert sft.startswith("* ") and "= 25" in sft and "[smoke; default 1150]" in sft
+    mistake = next(ln for ln in lines if name(ln) == "mistake_rate")
+    assert mistake.startswith("  ") and "(in [0, 1])" in mistake
+    assert main(["params", "00", "--profile", "huge"]) == 2

@@ -1,0 +1,317 @@
+"""Rollouts, PURE's reward recipe, the hacking meter and the RL loop, against independent references:
+a fresh forward pass, hand-built rollouts, the advantage functions themselves, one process vs two."""
+
+import copy
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from prmlab.rl import meter
+from prmlab.rl.advantages import token_level_rloo
+from prmlab.rl.loop import RLConfig, evaluate_policy, ppo_update, reference_logprobs, train
+from prmlab.rl.pure import credited_step_rewards, pure_rewards
+from prmlab.rl.rollouts import collect, pack, response_logprobs
+from prmlab.sampling import Sampler, SamplingConfig
+
+from conftest import run_in_one_and_two_processes
+
+
+@pytest.fixture(scope="module")
+def rollouts(trained_policy, char_tokenizer, easy_task):
+    sampler = Sampler(trained_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=0))
+    return collect(sampler, easy_task, easy_task.train[:6], k=4, stream_base=100)
+
+
+def oracle_probs(ro):
+    return [np.array(v.step_labels, dtype=float) for v in ro.verdicts]
+
+
+def test_rollouts_are_packed_graded_and_aligned(rollouts, trained_policy, char_tokenizer, easy_task):
+    ro = rollouts
+    assert ro.batch_size == 24 and ro.response_mask.shape == ro.old_logprobs.shape
+    with torch.no_grad():
+        fresh = response_logprobs(trained_policy, ro)
+    assert torch.allclose(fresh, ro.old_logprobs, atol=1e-5)  # the sampler's log-probs are the policy's
+    for r in range(ro.batch_size):
+        n = int(ro.response_mask[r].sum())
+        p = int(ro.prompt_lens[r])
+        assert ro.input_ids[r, p : p + n].tolist() == ro.samples.token_ids[r] == ro.response_ids[r, :n].tolist()
+        assert char_tokenizer.decode(ro.input_ids[r, :p], skip_special_tokens=True) == ro.prompts[r]
+        problem = ro.problems[r // 4]
+        assert bool(ro.correct[r]) == easy_task.grade(problem, ro.samples.texts[r])
+        assert list(ro.verdicts[r].kinds) == list(easy_task.judge(problem, ro.samples.texts[r]).kinds)
+        assert all(b <= n for _, b in ro.step_spans[r])
+    assert ro.correct.any() and not ro.correct.all()  # the trained policy solves some, not all
+    sub = ro.rows([5, 2])
+    assert sub.samples is ro.samples and sub.response_mask.shape[1] == int(ro.response_mask[[5, 2]].sum(1).max())
+    assert torch.equal(sub.old_logprobs, ro.old_logprobs[[5, 2], : sub.response_mask.shape[1]])
+
+
+def test_rollouts_streams_and_temperature(trained_policy, char_tokenizer, easy_task):
+    sampler = Sampler(trained_policy, char_tokenizer, SamplingConfig(max_new_tokens=30, seed=0))
+    a = collect(sampler, easy_task, easy_task.train[:3], k=2, stream_base=0)
+    b = collect(sampler, easy_task, easy_task.train[:3], k=2, stream_base=6)
+    again = collect(sampler, easy_task, easy_task.train[:3], k=2, stream_base=0)
+    assert a.samples.texts == again.samples.texts and a.samples.texts != b.samples.texts
+    hot = Sampler(trained_policy, char_tokenizer, SamplingConfig(temperature=1.5, max_new_tokens=30, seed=0))
+    h = collect(hot, easy_task, easy_task.train[:3], k=2)
+    with torch.no_grad():  # at another temperature the old log-probs are the policy's, recomputed
+        assert torch.allclose(h.old_logprobs, response_logprobs(trained_policy, h), atol=1e-6)
+
+
+def test_pack_right_pads():
+    ids, attn, plens, resp, mask = pack([[1, 2], [3]], [[4, 5, 6], []], pad_id=0)
+    assert ids.tolist() == [[1, 2, 4, 5, 6], [3, 0, 0, 0, 0]] and attn.tolist() == [[1] * 5, [1, 0, 0, 0, 0]]
+    assert plens.tolist() == [2, 1] and resp.tolist() == [[4, 5, 6], [0, 0, 0]] and mask.tolist() == [[1, 1, 1], [0, 0, 0]]
+
+
+def test_pure_rewards_place_credit_on_step_ends(rollouts):
+    ro = rollouts
+    probs = oracle_probs(ro)
+    for credit in ("sum", "min"):
+        pr = pure_rewards(ro, probs, credit=credit)
+        credited = credited_step_rewards(probs, credit)
+        for r in range(ro.batch_size):
+            ends = [b - 1 for _, b in ro.step_spans[r]]
+            got = pr.token_rewards[r]
+            assert torch.allclose(got[ends], credited[r].float())
+            assert float(got.sum()) == pytest.approx(float(credited[r].sum()), abs=1e-5)
+            # min-form: the credited return from the start is about the worst step's reward
+            if credit == "min" and len(probs[r]):
+                assert float(pr.process_returns[r]) == pytest.approx(float(2 * probs[r].min() - 1), abs=1e-3)
+        assert torch.allclose(pr.advantages, token_level_rloo(pr.token_rewards.double(), ro.response_mask, 4).float(),
+                              atol=1e-5)
+
+
+def test_verifiable_only_arm_is_rloo_on_outcome(rollouts):
+    ro = rollouts
+    everyone = torch.ones(ro.batch_size, dtype=torch.bool)
+    pr = pure_rewards(ro, None, credit="none", verifiable=everyone)
+    last = ro.response_mask.sum(1).long() - 1
+    expected = torch.zeros_like(ro.response_mask, dtype=torch.float64)
+    expected[torch.arange(ro.batch_size), last] = ro.correct.double()
+    assert torch.allclose(pr.token_rewards.double(), expected)
+    assert pr.process_returns is None
+    with pytest.raises(ValueError, match="credit"):
+        pure_rewards(ro, None, credit="min")
+    with pytest.raises(ValueError, match="unknown credit"):
+        pure_rewards(ro, None, credit="max")
+    with pytest.raises(ValueError, match="reference"):
+        pure_rewards(ro, oracle_probs(ro), kl_coef=0.1)
+
+
+def test_kl_term_is_zero_against_itself_and_penalises_drift(rollouts, trained_policy):
+    ro = copy.copy(rollouts)
+    ro.ref_logprobs = reference_logprobs(trained_policy, ro)
+    assert torch.allclose(ro.ref_logprobs, ro.old_logprobs, atol=1e-5)
+    probs = oracle_probs(ro)
+    base = pure_rewards(ro, probs, credit="sum")
+    same = pure_rewards(ro, probs, credit="sum", kl_coef=0.5, ref_logprobs=ro.ref_logprobs)
+    assert torch.allclose(base.token_rewards, same.token_rewards, atol=1e-5)
+    drift = pure_rewards(ro, probs, credit="sum", kl_coef=0.5, kl_estimator="k1", ref_logprobs=ro.ref_logprobs - 1.0)
+    assert torch.allclose(drift.token_rewards, (base.token_rewards - 0.5) * ro.response_mask, atol=1e-5)
+
+
+def test_hacking_meter_on_known_rollouts(rollouts):
+    ro = rollouts
+    shape = meter.rollout_shape(ro)
+    assert shape["rollout/accuracy"] == pytest.approx(float(ro.correct.float().mean()))
+    assert shape["rollout/steps_per_response"] == pytest.approx(np.mean([len(s) for s in ro.samples.steps]))
+    kinds = [k for v in ro.verdicts for k in v.kinds]
+    o = meter.oracle_meter(ro.verdicts)
+    assert o["oracle/wrong_step_share"] == pytest.approx(np.mean([k != "ok" for k in kinds]))
+    assert sum(o[f"oracle/wrong_steps/{k}"] for k in ("arithmetic", "carry", "skipped", "extra", "malformed")) == \
+        pytest.approx(o["oracle/wrong_step_share"])
+    assert meter.repeated_step_share([["a", "b", "a"], ["c"], []]) == pytest.approx(1 / 4)
+    g = torch.tensor([0.9, 0.8, -0.5, -0.7])
+    r = meter.reward_meter([np.array([0.9, 0.95]), np.array([0.8]), np.array([0.2]), np.array([])], g,
+                           torch.tensor([True, False, False, False]))
+    assert r["reward/high_return_wrong"] == pytest.approx(0.25)  # rollout 1: above the median and wrong
+    assert r["reward/sign_agreement"] == pytest.approx(0.75)
+    assert r["reward/prm_mean"] == pytest.approx(np.mean([0.9, 0.95, 0.8, 0.2]))
+
+
+def test_ppo_update_at_ratio_one_is_the_policy_gradient(rollouts, trained_policy):
+    """One PPO step from the sampling policy moves the weights exactly as SGD on the plain policy gradient
+    -mean_t(A_t log pi(y_t)) would (compared through the gradient the optimizer receives)."""
+    from accelerate import Accelerator
+
+    ro = rollouts
+    adv = pure_rewards(ro, oracle_probs(ro), credit="min").advantages
+    model = copy.deepcopy(trained_policy)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1.0)
+    ref = copy.deepcopy(trained_policy)
+    logp = response_logprobs(ref, ro)
+    mask = ro.response_mask
+    (-(adv * logp * mask).sum() / mask.sum()).backward()
+    expected = [p.detach() - p.grad for p in ref.parameters() if p.requires_grad]
+    cfg = RLConfig(minibatch_size=ro.batch_size, grad_clip=0.0)
+    stats = ppo_update(model, opt, params, ro, adv, cfg, Accelerator(cpu=True), step=0)
+    assert stats["train/clip_frac"] == 0.0 and abs(stats["train/approx_kl"]) < 1e-6
+    for got, want in zip(params, expected):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_train_loop_logs_every_metric_and_learns_from_the_outcome(trained_policy, char_tokenizer, easy_task):
+    policy = copy.deepcopy(trained_policy)
+    logged = []
+    cfg = RLConfig(steps=3, prompts_per_step=8, k=4, max_new_tokens=40, minibatch_size=16, lr=1e-3, eval_every=2,
+                   eval_samples=2)
+
+    def outcome_only(ro, step):
+        pr = pure_rewards(ro, None, credit="none", verifiable=torch.ones(ro.batch_size, dtype=torch.bool))
+        return pr.advantages, {"reward/outcome_mean": float(ro.correct.float().mean())}
+
+    before = [p.detach().clone() for p in policy.parameters()]
+    history = train(policy, char_tokenizer, easy_task, outcome_only, cfg, eval_problems=easy_task.eval[:8],
+                    log=lambda m, s: logged.append(s), progress=False)
+    assert logged == [0, 1, 2, 3] and len(history) == 4  # three RL steps, then the final evaluation
+    for key in ("rollout/accuracy", "oracle/wrong_step_share", "oracle/wrong_steps/arithmetic", "train/loss",
+                "train/clip_frac", "train/entropy", "train/grad_norm", "perf/rollout_s", "reward/outcome_mean"):
+        assert all(key in row for row in history[:3]), key
+    assert "eval/accuracy_greedy" in history[0] and "eval/accuracy_greedy" not in history[1]
+    assert "eval/accuracy_sampled" in history[2] and "eval/accuracy_sampled" in history[3]
+    assert history[3]["train/rollouts_seen"] == 3 * 8 * 4
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    with pytest.raises(ValueError, match="k must be"):
+        RLConfig(k=1)
+    with pytest.raises(ValueError, match="kl_estimator"):
+        RLConfig(kl_estimator="k2")
+
+
+def test_evaluate_policy_matches_grading_by_hand(trained_policy, char_tokenizer, easy_task):
+    from prmlab.sampling import sample
+
+    cfg = RLConfig(max_new_tokens=40, eval_samples=3)
+    got = evaluate_policy(trained_policy, char_tokenizer, easy_task, easy_task.eval[:10], cfg)
+    greedy = Sampler(trained_policy, char_tokenizer, SamplingConfig(temperature=0, max_new_tokens=40, seed=1))
+    s = sample(greedy, [easy_task.prompt(p) for p in easy_task.eval[:10]])
+    assert got["eval/accuracy_greedy"] == pytest.approx(
+        np.mean([easy_task.grade(p, t) for p, t in zip(easy_task.eval[:10], s.texts)]))
+
+
+# ----------------------------------------------------------------------------------------------
+# One process vs two accelerate processes (CPU, gloo): the same RL steps, the same weights.
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import torch
+    from accelerate import PartialState
+    from prmlab.models import PolicyConfig, build_char_tokenizer, build_policy
+    from prmlab.rl.loop import RLConfig, train
+    from prmlab.rl.pure import pure_rewards
+    from prmlab.tasks.arith import ArithConfig, ArithTask
+
+    torch.set_num_threads(1)
+    tok = build_char_tokenizer()
+    policy = build_policy(tok, PolicyConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                                            intermediate_size=64), seed=0)
+    task = ArithTask(ArithConfig(min_ops=2, max_ops=3, max_operand=9, max_value=40, ops="+-"), n_train=100, n_eval=4)
+
+    def advantages(ro, step):  # min-form on the oracle's step labels, plus a shaped outcome so rewards vary
+        probs = [np.array(v.step_labels, dtype=float) * 0.8 + 0.1 for v in ro.verdicts]
+        return pure_rewards(ro, probs, credit="min").advantages, {}
+
+    cfg = RLConfig(steps=2, prompts_per_step=4, k=4, max_new_tokens=24, minibatch_size=8, ppo_epochs=2, lr=1e-2)
+    history = train(policy, tok, task, advantages, cfg, progress=False)
+    state = PartialState()
+    out = {"processes": state.num_processes, "losses": [h["train/loss"] for h in history],
+           "grad_norms": [h["train/grad_norm"] for h in history],
+           "checksum": float(sum(p.double().abs().sum() for p in policy.parameters())),
+           "first": policy.model.layers[0].mlp.up_proj.weight.flatten()[:20].tolist()}
+    with open(f"{sys.argv[1]}.{state.process_index}.json", "w") as f:
+        json.dump(out, f)
+    """
+)
+
+
+def test_two_accelerate_processes_match_one(tmp_path):
+    one, rank0, rank1 = run_in_one_and_two_processes(tmp_path, SCRIPT)
+    assert one["processes"] == 1 and rank0["processes"] == 2
+    np.testing.assert_allclose(rank0["losses"], one["losses"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(rank0["grad_norms"], one["grad_norms"], rtol=1e-4)
+    np.testing.assert_allclose(rank0["first"], one["first"], rtol=0, atol=1e-5)
+    assert rank0["checksum"] == pytest.approx(one["checksum"], rel=1e-6)
+    assert rank1["first"] == rank0["first"]  # the processes stay in sync
+
+
+def test_lora_policy_trains_only_its_adapters(trained_policy, char_tokenizer, easy_task):
+    """With LoRA (peft) only the adapters move; the sampler follows the adapted model (its log-probs are the
+    adapted policy's, checked by the PPO ratio staying 1 on the first epoch)."""
+    from prmlab.models import add_lora
+
+    policy = add_lora(copy.deepcopy(trained_policy), r=4)
+    frozen = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
+    adapters = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
+    assert frozen and adapters
+
+    def outcome_only(ro, step):
+        return pure_rewards(ro, None, credit="none", verifiable=torch.ones(ro.batch_size, dtype=torch.bool)).advantages, {}
+
+    cfg = RLConfig(steps=2, prompts_per_step=4, k=4, max_new_tokens=30, minibatch_size=16, lr=1e-2)
+    history = train(policy, char_tokenizer, easy_task, outcome_only, cfg, progress=False)
+    assert all(abs(h["train/approx_kl"]) < 1e-5 for h in history)  # one epoch: ratio 1 at every minibatch start
+    assert all(torch.equal(p, frozen[n]) for n, p in policy.named_parameters() if n in frozen)
+    assert any(not torch.equal(p, adapters[n]) for n, p in policy.named_parameters() if n in adapters)
+
+
+def _history(accs: dict[int, float], steps: int, per_step: int = 100) -> list[dict]:
+    """A loop history with evaluations ``accs`` (at the start of those steps; ``steps``: the final one)."""
+    rows = []
+    for s in range(steps):
+        row = {"rollout/accuracy": 0.5, "rollout/sampled": float(per_step), "train/rollouts_seen": float((s + 1) * per_step)}
+        if s in accs:
+            row["eval/accuracy_sampled"] = accs[s]
+        rows.append(row)
+    rows.append({"eval/accuracy_sampled": accs[steps], "train/rollouts_seen": float(steps * per_step)})
+    return rows
+
+
+def test_pure_headline_reads_the_four_claims():
+    from prmlab import headlines
+    from prmlab.rl.arms import pure_headline, steps_to_reach
+
+    results = {"verifiable": _history({0: 0.40, 5: 0.42, 10: 0.45}, 10),
+               "prm-sum": _history({0: 0.40, 5: 0.30, 10: 0.20}, 10),
+               "prm-min": _history({0: 0.40, 5: 0.46, 10: 0.44}, 10),
+               "prm-min+vr": _history({0: 0.40, 5: 0.47, 10: 0.50}, 10),
+               "oracle-min": _history({0: 0.40, 5: 0.60, 10: 0.70}, 10)}
+    h = pure_headline(results)
+    assert h["headline/sum_form_collapses"] == 1.0 and h["headline/min_form_stable"] == 1.0
+    assert h["headline/min_vr_best"] == 1.0  # the oracle arm (0.70) is a ceiling, not a competitor
+    assert h["headline/verifiable_steps_to_final"] == 10 and h["headline/min_form_steps_to_verifiable"] == 5
+    assert h["headline/min_form_faster"] == 1.0
+    assert h["headline/prm-sum/accuracy_change"] == pytest.approx(-0.2)
+    assert steps_to_reach(results["prm-sum"], 0.5) == float("inf")
+    sentences = headlines.pure(h)
+    assert len(sentences) == 4 and "does not hold" not in " ".join(sentences)
+    results["prm-min"] = _history({0: 0.40, 5: 0.30, 10: 0.30}, 10)
+    h = pure_headline(results)
+    assert h["headline/min_form_stable"] == 0.0 and h["headline/min_form_faster"] == 0.0
+    assert "'min-form trains stably' does not hold" in " ".join(headlines.pure(h))
+    assert pure_headline({"prm-min": results["prm-min"]}).keys() == {"headline/prm-min/final_accuracy",
+                                                                    "headline/prm-min/accuracy_change",
+                                                                    "headline/min_form_stable"}
+
+
+def test_prime_headline_counts_rollouts_to_rloo_final_accuracy():
+    from prmlab import headlines
+    from prmlab.rl.arms import eval_vs_rollouts, mean_history, prime_headline
+
+    rloo = _history({0: 0.30, 1: 0.35, 2: 0.38, 3: 0.40}, 3)  # evaluations before steps 0, 1, 2 and after step 2
+    prime = _history({0: 0.30, 1: 0.42, 2: 0.45, 3: 0.46}, 3)
+    assert eval_vs_rollouts(rloo) == {0.0: 0.30, 100.0: 0.35, 200.0: 0.38, 300.0: 0.40}
+    h = prime_headline({"rloo": [rloo, rloo], "prime": [prime, rloo]})
+    assert h["headline/sample_efficiency_max"] == pytest.approx(3.0)  # 300 rollouts against 100
+    assert h["headline/sample_efficiency_min"] == pytest.approx(1.0)  # the same run: no gain
+    assert h["headline/sample_efficiency"] == pytest.approx(2.0)
+    assert h["headline/final_gain"] == pytest.approx(0.03) and h["headline/final_gain_max"] == pytest.approx(0.06)
+    assert "2.00x fewer rollouts (seeds: 1.00 to 3.00)" in headlines.prime(h)[0]
+    never = _history({0: 0.30, 1: 0.30, 2: 0.30, 3: 0.30}, 3)
+    assert prime_headline({"rloo": [rloo], "prime": [never]})["headline/sample_efficiency"] == 0.0
+    assert mean_history([rloo, prime])[1]["eval/accuracy_sampled"] == pytest.approx((0.35 + 0.42) / 2)
