@@ -76,7 +76,11 @@ def theirs(model, tok, task) -> list[float] | None:
 
 
 def main():
-    torch.set_num_threads(2)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for both (1 when another job shares the cores)")
+    torch.set_num_threads(parser.parse_args().threads)
     model, tok, source = bench_policy()
     task = ArithTask(n_train=PROMPTS * (STEPS + 1), n_eval=1, seed=1)
     mine = ours(copy.deepcopy(model), tok, task)

@@ -103,6 +103,9 @@ def test_prompts_are_one_user_turn_of_the_chat_template(smollm2, task, prompts):
     rebuilt = task_from_params(logged, n_eval=3, tokenizer=tok)
     assert [rebuilt.prompt(q) for q in rebuilt.eval[:2]] == prompts
     assert task_from_params({**logged, "chat_template": "false"}, n_eval=3).prompt(p) == plain
+    # without the tokenizer, the one of the run's pretrained policy is loaded
+    alone = task_from_params({**logged, "policy": models.SMOLLM2_GGUF}, n_eval=3)
+    assert [alone.prompt(q) for q in alone.eval[:2]] == prompts
     with pytest.raises(ValueError, match="tokenizer"):
         task_from_params(logged, n_eval=3)
 

@@ -132,13 +132,16 @@ def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
             for a in arms}
 
 
-def test_02_the_oracle_meters_see_sum_form_hacking():
-    """Sum-form credit on the trained PRM is hacked: its rollouts' share of steps the oracle calls wrong
-    ends above where it started and above min-form's; the PRM's reward does not fall with it."""
-    wrong = arm_histories("02", "oracle/wrong_step_share")
+def test_02_the_oracle_meters_see_the_hacking():
+    """Sum-form credit on the trained PRM is hacked, and the meters show how: the share of steps the oracle
+    calls wrong rises by more than 0.1 while the PRM's mean reward rises too; with the oracle as the PRM
+    (no PRM error to exploit) the wrong-step share does not rise."""
+    wrong, prm = arm_histories("02", "oracle/wrong_step_share"), arm_histories("02", "reward/prm_mean")
     for seed in (0, 1):
-        s, m = wrong[f"prm-sum-seed{seed}"], wrong[f"prm-min-seed{seed}"]
-        assert s[max(s)] > s[0] + 0.05 and s[max(s)] > m[max(m)], (s, m)
+        w, p, o = wrong[f"prm-sum-seed{seed}"], prm[f"prm-sum-seed{seed}"], wrong[f"oracle-min-seed{seed}"]
+        last = max(w)
+        assert w[last] > w[0] + 0.1 and p[last] > p[0], (w, p)
+        assert o[max(o)] < o[0] + 0.05, o
 
 
 def test_02_headline_sum_form_collapses():
@@ -146,21 +149,35 @@ def test_02_headline_sum_form_collapses():
     assert m["headline/sum_form_collapses"] == 1.0, m
 
 
+PRM_HACKED = ("with the tiny PRM of 01 (within-problem AUROC about 0.56, it rewards solutions that skip an operation) "
+              "min-form is hacked as sum-form is: seed 0 of 2026-12-01 fell from 0.35 to 0.06 (sum-form to 0.08) while "
+              "the oracle's share of skipped steps rose from 0.05 to 0.34; with the oracle as the PRM min-form reached "
+              "0.49 against sum-form's 0.46 and verifiable-only's 0.47. A PRM that ranks (issue 10) is what is missing")
+
+
+@pytest.mark.xfail(strict=True, reason=PRM_HACKED)
 def test_02_headline_min_form_trains_stably():
     m = metrics_of("02")
     assert m["headline/min_form_stable"] == 1.0, m
 
 
+@pytest.mark.xfail(strict=True, reason="min-form + 10% verifiable stays stable but ends below verifiable-only (seed 0: "
+                   "0.41 against 0.47): " + PRM_HACKED)
 def test_02_headline_min_form_with_verifiable_rewards_is_the_best_arm():
     m = metrics_of("02")
     assert m["headline/min_vr_best"] == 1.0, m
 
 
+@pytest.mark.xfail(strict=True, reason=PRM_HACKED)
 def test_02_headline_min_form_reaches_verifiable_accuracy_in_fewer_steps():
     m = metrics_of("02")
     assert m["headline/min_form_faster"] == 1.0, m
 
 
+@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: seed 0 of 2026-12-01, outcome-only RLOO went "
+                   "from 0.35 to 0.48 in 40 steps (10,240 rollouts) while PRIME peaked at 0.41 and ended at 0.38; its "
+                   "implicit PRM learned to rank solutions (within-problem AUROC 0.73, above 01's PRM at 0.56) but not "
+                   "to locate the wrong step (arithmetic errors: step AUROC 0.47), so its dense rewards mostly add noise")
 def test_03_headline_prime_learns_faster_than_outcome_rloo():
     """PRIME reaches outcome-only RLOO's final accuracy with fewer rollouts, on average over two seeds."""
     m = metrics_of("03")

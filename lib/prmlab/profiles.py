@@ -198,7 +198,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
         },
         "real-cpu": {
             "scorers": "prm",
-            "n_problems": 3,
+            "n_problems": 2,
             "max_n": 4,
             "repetitions": 1,
             "beam_m": 2,

@@ -12,6 +12,7 @@ runs, the terminal shows a line per cell and the notebook's progress bars (``Cel
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -150,6 +151,9 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progres
             run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
             run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             if isinstance(e, KeyboardInterrupt):
+                # The killed kernel leaves nbclient's cell task with a DeadKernelError nobody awaits; asyncio
+                # would log it ("Task exception was never retrieved") when the task is collected.
+                logging.getLogger("asyncio").setLevel(logging.CRITICAL)
                 run.end_running_children(f"the parent run was stopped: {_short_error(e)}")  # its kernel was killed
                 e.run_id, e.output = run_id, output  # for the caller's message
                 raise

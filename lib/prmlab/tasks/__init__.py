@@ -33,7 +33,7 @@ def task_from_params(params: dict, n_train: int = 0, n_eval: int = 200, tokenize
     """The task that notebook 00 was run with, from its parameters (``dataset``, the arith knobs, the
     real data's ``step_format`` and ``chat_template``, and ``seed``; values as logged, i.e. strings, or
     as typed), with new split sizes. ``tokenizer`` (the policy's) supplies the chat template when the
-    run used one.
+    run used one; without it, the tokenizer of the run's pretrained ``policy`` is loaded.
 
     Later notebooks rebuild the policy's own task from its run's parameters (``run.data.params``) so
     that train and eval splits and prompts agree."""
@@ -44,6 +44,11 @@ def task_from_params(params: dict, n_train: int = 0, n_eval: int = 200, tokenize
         knobs = {"step_format": params.get("step_format", "line")}
         if str(params.get("chat_template", False)).lower() == "true":
             if tokenizer is None:
-                raise ValueError("the policy's run used its chat template: pass the policy's tokenizer")
+                if not params.get("policy"):
+                    raise ValueError("the policy's run used a chat template but names no pretrained policy: "
+                                     "pass the policy's tokenizer")
+                from ..models import load_tokenizer
+
+                tokenizer = load_tokenizer(params["policy"])
             knobs["chat_tokenizer"] = tokenizer
     return get_task(name, n_train=n_train, n_eval=n_eval, seed=int(params.get("seed", 0)), **knobs)
