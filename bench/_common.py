@@ -26,7 +26,7 @@ def bench_policy(sft_steps: int = 300):
     tok = models.build_char_tokenizer()
     model = models.build_policy(tok, models.PolicyConfig(), seed=0)
     task = ArithTask(n_train=5000, n_eval=10, seed=0)
-    sft.train_sft(model, tok, task.train, sft.SFTConfig(steps=sft_steps, batch_size=32), progress=False)
+    sft.train_sft(model, tok, task, sft.SFTConfig(steps=sft_steps, batch_size=32), progress=False)
     return model.eval(), tok, f"fresh tiny policy + {sft_steps} SFT steps"
 
 

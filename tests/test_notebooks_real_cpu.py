@@ -2,7 +2,9 @@
 GGUF file), in order, into one temporary MLflow store: 00 evaluates the pretrained policy, 01 trains a LoRA PRM
 on its Monte Carlo labels, 02 and 03 run one RL step with LoRA and the grader's reward, 04 runs SMC and the
 search baselines with that PRM. The -p overrides cut every size to the least that still executes every cell;
-what the profile itself measures is in the README."""
+what the profile itself measures is in the README. Most of the time goes to prefilling the chat-templated
+GSM8K prompts (about 120 tokens a row): rows are cut first, then tokens. 01 keeps 32 new tokens, so that some
+of the solutions it labels have several steps; elsewhere a response is a single (truncated) step either way."""
 
 import os
 import shutil
@@ -15,16 +17,16 @@ from prmlab import tracking
 from prmlab.paths import runs_dir
 
 SMALL = {
-    "00": {"n_eval": 2, "max_k": 2, "max_new_tokens": 32, "sample_batch": 4, "explorer_samples": 2},
+    "00": {"n_eval": 2, "max_k": 2, "max_new_tokens": 16, "sample_batch": 4, "explorer_samples": 2},
     "01": {"n_label_problems": 2, "n_per_problem": 2, "mc_n": 1, "prm_steps": 1, "prm_batch": 2, "n_eval": 2,
            "bon_max_n": 2, "max_new_tokens": 32, "sample_batch": 4, "real_text_questions": 2, "explorer_samples": 1},
-    # one arm that reads both the PRM of 01 and the grader's verifiable reward
-    "02": {"arms": "prm-min+vr", "rl_steps": 1, "prompts_per_step": 2, "k": 2, "max_new_tokens": 24,
-           "minibatch_size": 4, "n_eval": 1, "eval_every": 1, "explorer_samples": 1},
-    "03": {"rl_steps": 1, "prompts_per_step": 2, "k": 2, "max_new_tokens": 24, "n_eval": 1, "eval_every": 1,
+    # one arm that reads both the PRM of 01 and the grader's verifiable reward; one group of k = 2 rollouts
+    "02": {"arms": "prm-min+vr", "rl_steps": 1, "prompts_per_step": 1, "k": 2, "max_new_tokens": 16,
+           "minibatch_size": 2, "n_eval": 1, "eval_every": 1, "explorer_samples": 1},
+    "03": {"rl_steps": 1, "prompts_per_step": 1, "k": 2, "max_new_tokens": 16, "n_eval": 1, "eval_every": 1,
            "quality_problems": 2, "quality_samples": 2},
     "04": {"n_problems": 1, "max_n": 2, "beam_m": 2, "sensitivity_n": 2, "tau_grid": "1", "genealogy_particles": 2,
-           "max_new_tokens": 24},
+           "max_new_tokens": 16},
 }
 
 created: list[str] = []
@@ -87,9 +89,11 @@ def test_02_runs_rl_with_lora_on_the_prm_and_the_grader(tmp_path):
     assert len(arms) == 1 and "eval/accuracy_greedy" in arms[0].data.metrics
 
 
-def test_03_runs_prime_with_the_grader(tmp_path):
+def test_03_runs_prime_with_lora_and_the_grader(tmp_path):
     run = real_cpu("03", tmp_path)
-    assert "implicit_prm" in logged(run)
+    assert run.data.params["lora_r"] == "8" and 0 < run.data.metrics["model/trainable_parameters"] < 5e6  # of 135M
+    phi = logged(run, "implicit_prm/phi")  # the implicit PRM trains in full: a plain model, no adapters
+    assert "implicit_prm/phi/model.safetensors" in phi and "implicit_prm/phi/adapter_config.json" not in phi
     arms = {r.data.tags["prmlab.arm"]: r for r in tracking.client().search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")}
     assert arms.keys() == {"rloo-seed0", "prime-seed0"} and "implicit_prm/loss" in arms["prime-seed0"].data.metrics

@@ -257,8 +257,9 @@ def test_one_forward_per_solution_equals_scoring_each_prefix(tiny_policy, char_t
     torch.nn.init.normal_(prm.head.weight, std=0.5)
     records = data[1][:6]
     prompts, steps = [r.prompt for r in records], [r.completions for r in records]
-    for (ids, ends), p, s in zip(prm.encode_many(prompts, steps), prompts, steps):  # against text-by-text calls
+    for (ids, ends, prompt_len), p, s in zip(prm.encode_many(prompts, steps), prompts, steps):  # text by text
         ref, ref_ends = list(char_tokenizer(p).input_ids), []
+        assert prompt_len == len(ref)
         for step in s:
             ref += char_tokenizer(step + prm.config.separator, add_special_tokens=False).input_ids
             ref_ends.append(len(ref) - 1)
@@ -267,7 +268,7 @@ def test_one_forward_per_solution_equals_scoring_each_prefix(tiny_policy, char_t
     for p, s, got in zip(prompts, steps, whole):
         ref = []
         for k in range(1, len(s) + 1):
-            ids, ends = prm.encode(p, s[:k])
+            ids, ends, _ = prm.encode(p, s[:k])
             with torch.no_grad():
                 ref.append(torch.sigmoid(prm(torch.tensor([ids]))[0, ends[-1]]).item())
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

@@ -162,6 +162,21 @@ def test_extract_boxed():
         assert extract_boxed(garbage) is None
 
 
+@pytest.mark.parametrize("name", ["gsm8k", "math500"])
+@pytest.mark.parametrize("step_format", ["line", "paragraph"])
+def test_reference_solutions_are_written_as_the_prompt_asks(name, step_format):
+    _data_or_skip()
+    task = RealTask(name, n_eval=20, seed=0, step_format=step_format)
+    for p in task.eval:
+        text = task.reference_solution(p)
+        # GSM8K's steps without the calculator annotations, then the answer line the prompt asks for
+        steps = p.steps if name == "math500" else split_steps(p.meta["solution_stripped"])
+        answer = f"\\boxed{{{p.answer}}}" if name == "math500" else p.answer
+        assert task.split_steps(text) == steps + [f"The answer is: {answer}"] == split_steps(text)
+        assert ("\n\n" in text) == (step_format == "paragraph") and ("<<" not in text or name == "math500")
+        assert task.grade(p, text), p.id
+
+
 def test_math500_reference_solutions_grade_correct(math500):
     sample = random.Random(0).sample(math500, 100)
     ok = sum(grade_math(p.solution, p.answer) for p in sample)

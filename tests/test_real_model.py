@@ -18,8 +18,9 @@ IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # SmolLM2's chat markers (ChatM
 
 @pytest.fixture(scope="session")
 def smollm2():
-    """``(model, tokenizer)`` read from the GGUF file itself by transformers (not from the cached conversion)."""
-    return models.load_gguf(models.SMOLLM2_GGUF)
+    """``(model, tokenizer)`` as the notebooks load them: through the cached conversion of the GGUF file
+    (made here if missing, reading the file once; `test_the_cached_conversion_is_the_gguf_file` checks it)."""
+    return models.load_causal_lm(models.SMOLLM2_GGUF, device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -66,19 +67,59 @@ def test_the_real_model_is_a_dequantized_llama_with_plain_weights(smollm2):
     assert tok.eos_token == IM_END and tok.pad_token is not None and tok.chat_template is not None
 
 
-def test_the_cached_conversion_equals_the_gguf_file(smollm2):
+# llama.cpp's names of a layer's weights, and transformers' (Llama)
+GGUF_NAMES = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+              "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+              "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+GGUF_GLOBAL_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
+
+
+def gguf_weights(reader) -> dict[str, torch.Tensor]:
+    """Every weight of a Llama GGUF file dequantized by the gguf package alone, under transformers' names.
+    llama.cpp's converter interleaves the two halves of every head's rows of q and k (its rotary layout):
+    undone here, from the converter's definition of that permutation."""
+    from gguf.quants import dequantize
+
+    heads = {"attn_q": reader.fields["llama.attention.head_count"].contents(),
+             "attn_k": reader.fields["llama.attention.head_count_kv"].contents()}
+    out = {}
+    for t in reader.tensors:
+        w = dequantize(t.data, t.tensor_type)
+        if t.name in GGUF_GLOBAL_NAMES:
+            name = GGUF_GLOBAL_NAMES[t.name]
+        else:
+            _, layer, kind, _ = t.name.split(".")
+            name = f"model.layers.{layer}.{GGUF_NAMES[kind]}.weight"
+            if kind in heads:  # converter: rows (head, half, i) -> (head, i, half); back again here
+                w = w.reshape(heads[kind], w.shape[0] // heads[kind] // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
+        out[name] = torch.from_numpy(np.array(w))  # a writable copy
+    return out
+
+
+def test_the_cached_conversion_is_the_gguf_file(smollm2):
+    """The conversion the notebooks load against the GGUF file read by the gguf package alone (not by
+    transformers, which made the conversion): every weight, the vocabulary, merges, chat template, ids."""
+    import json
+
+    from gguf import GGUFReader
+
     model, tok = smollm2
-    again, tok2 = models.load_causal_lm(models.SMOLLM2_GGUF, device="cpu")  # through runs/cache/gguf
-    assert models.converted_gguf(models.SMOLLM2_GGUF).parent.name == "gguf"
-    state, state2 = model.state_dict(), again.state_dict()
-    assert state.keys() == state2.keys() and all(torch.equal(state[k], state2[k]) for k in state)
-    text = "Question: 2 + 3?\n\nStep 1: 2 + 3 = 5"
-    assert tok2(text).input_ids == tok(text).input_ids
-    assert tok2.chat_template == tok.chat_template
     folder = models.converted_gguf(models.SMOLLM2_GGUF)
-    assert models.load_tokenizer(models.gguf_path(models.SMOLLM2_GGUF).parent,
-                                 gguf_file=models.gguf_path(models.SMOLLM2_GGUF).name)(text).input_ids == tok(text).input_ids
-    assert (folder / "model.safetensors").is_file()
+    assert folder.parent.name == "gguf" and (folder / "model.safetensors").is_file()
+    reader = GGUFReader(models.gguf_path(models.SMOLLM2_GGUF))
+    ref, state = gguf_weights(reader), model.state_dict()
+    assert state.keys() - ref.keys() == {"lm_head.weight"}  # tied to the embeddings, as in the file (no output.weight)
+    assert all(torch.equal(state[k], ref[k]) for k in ref) and torch.equal(state["lm_head.weight"], ref["model.embed_tokens.weight"])
+    field = lambda name: reader.fields[name].contents()  # noqa: E731
+    vocab = field("tokenizer.ggml.tokens")
+    assert len(tok) == len(vocab) and tok.convert_ids_to_tokens(list(range(len(vocab)))) == vocab
+    merges = json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]
+    assert [m if isinstance(m, str) else " ".join(m) for m in merges] == field("tokenizer.ggml.merges")
+    assert tok.chat_template == field("tokenizer.chat_template")
+    assert (tok.bos_token_id, tok.eos_token_id) == (field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id"))
+    text = "Question: 2 + 3?\n\nStep 1: 2 + 3 = 5"
+    path = models.gguf_path(models.SMOLLM2_GGUF)  # the folder-and-file form names the same conversion
+    assert models.load_tokenizer(path.parent, gguf_file=path.name)(text).input_ids == tok(text).input_ids
 
 
 # ----------------------------------------------------------------------------------------------

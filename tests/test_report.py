@@ -1,8 +1,10 @@
+import json
 import re
 
+import numpy as np
 import plotly.graph_objects as go
 
-from prmlab import tracking
+from prmlab import tracking, viz
 from prmlab.cli import main
 from prmlab.report import write_report
 
@@ -47,3 +49,55 @@ def test_a_notebook_still_running_is_reported_in_progress(mlflow_store, tmp_path
     assert f"in progress: run {newer} started" in page and f"in progress: run {first} started" in page
     assert "no finished run of notebook 01_prm_training" not in page  # not "run it first"
     assert finished.id in page  # the latest finished run is still reported
+
+
+def _plots(page: str) -> list[tuple[list, dict]]:
+    """(data, layout) of every figure of the page, as the page hands them to plotly.js."""
+    decoder, plots = json.JSONDecoder(), []
+    for call in re.finditer(r'Plotly\.newPlot\(\s*"[^"]+",\s*', page):
+        data, end = decoder.raw_decode(page, call.end())
+        layout, _ = decoder.raw_decode(page, end + re.match(r"\s*,\s*", page[end:]).end())
+        plots.append((data, layout))
+    return plots
+
+
+def _log_readability_figures(profile: str):
+    """A finished run of 02 with a noisy per-step figure, a log axis over tokens and a 3-step axis."""
+    rng = np.random.default_rng(1)
+    reward = {arm: {s: 0.5 + float(rng.normal(0, 0.2)) for s in range(40)} for arm in ("sum", "min")}
+    run = tracking.start_run("02_pure_min_form", params={"profile": profile, "seed": 0})
+    run.log_figure(viz.curves_figure(reward, "PRM reward", "RL step", "reward/prm_mean", log_x=False), "a_prm_reward")
+    run.log_figure(viz.curves_figure({"smc": {300: 0.2, 5000: 0.4, 400000: 0.5}}, "t", "tokens", "accuracy"), "b_tokens")
+    steps = go.Figure(go.Scatter(x=[0, 1, 2], y=[0.1, 0.2, 0.3], mode="lines"))  # as an older run logged it
+    steps.update_xaxes(title="RL step")
+    run.log_figure(steps, "c_steps")
+    run.finish()
+    return reward
+
+
+def test_report_smooths_per_step_curves_and_labels_ticks_readably(mlflow_store, tmp_path):
+    reward = _log_readability_figures("smoke")
+    plots = _plots(write_report("smoke", tmp_path / "s.html").read_text())
+    assert len(plots) == 3
+    (curve, _), (_, tokens), (_, steps) = plots
+    traces = {t["name"]: t for t in curve}
+    for arm, values in reward.items():
+        values = [values[s] for s in range(40)]
+        smoothed = viz.trace_values(traces[f"{arm} (moving average 5)"]["y"])
+        expected = [float(np.mean(values[max(0, i - 4):i + 1])) for i in range(40)]  # trailing mean of 5
+        assert np.allclose(smoothed, expected) and np.allclose(smoothed, viz.smooth(values, 5))
+        assert viz.trace_values(traces[f"{arm} (per step)"]["y"]) == values
+    assert tokens["xaxis"]["ticktext"] == ["300", "1000", "3000", "10k", "30k", "100k", "300k", "1M"]
+    assert steps["xaxis"]["dtick"] == 1
+
+
+def test_report_figures_draw_readable_ticks_in_a_real_browser(mlflow_store, tmp_path):
+    from headless import dump_dom, require_browser
+
+    require_browser()
+    _log_readability_figures("tiny")
+    dom = dump_dom((write_report("tiny", tmp_path / "t.html")).as_uri(), wait_ms=10000)
+    xticks = re.findall(r'class="xtick".*?<text[^>]*>(.*?)</text>', dom)
+    assert {"1000", "10k", "100k"} <= set(xticks)  # the tokens axis
+    assert not [t for t in xticks if re.fullmatch(r"\d+\.\d+k|0\.5|1\.5", t)]  # no "16.384k", no half steps
+    assert {"sum (moving average 5)", "min (moving average 5)"} <= set(re.findall(r'class="legendtext"[^>]*>([^<]*)<', dom))

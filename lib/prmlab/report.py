@@ -6,7 +6,9 @@ section per notebook: the run, its figures, and every metric in a collapsed list
 latest run is still RUNNING is shown as in progress.
 
 One self-contained file: plotly.js is embedded once and every figure is rebuilt from the JSON the run
-logged, so the report opens offline.
+logged, so the report opens offline. Rebuilt figures are made readable (``readable_figure``): noisy
+per-step curves (PRM training loss, RL metrics per step) drawn faint under their moving average, and
+tick labels a person can read.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def _claims(run) -> str:
     return "<br>".join(f"<code>{html.escape(k)}</code> = {v:.4g}" for k, v in heads.items())
 
 
+def readable_figure(fig):
+    """A logged figure as the report shows it: per-step curves smoothed, readable ticks."""
+    from . import viz
+
+    return viz.readable_ticks(viz.smooth_curves(fig))
+
+
 def _figures(run, workdir: Path) -> list[str]:
     import plotly.io as pio
 
@@ -69,7 +78,7 @@ def _figures(run, workdir: Path) -> list[str]:
         if not item.path.endswith(".json"):
             continue
         local = c.download_artifacts(run.info.run_id, item.path, str(workdir))
-        fig = pio.from_json(Path(local).read_text())
+        fig = readable_figure(pio.from_json(Path(local).read_text()))
         out.append(fig.to_html(full_html=False, include_plotlyjs=False))
     return out
 

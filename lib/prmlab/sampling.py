@@ -157,11 +157,12 @@ class Generation:
             setattr(self, name, value)
         self.state = self.state.select_(index.to(self.state.length.device))
 
-    def select(self, index) -> "Generation":
-        """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream."""
+    def select(self, index, keep_capacity: bool = False) -> "Generation":
+        """Rows ``index`` of this batch, in that order; a repeated row gets a fresh random stream. The cache
+        keeps its whole capacity with ``keep_capacity`` (see ``DecoderState.select``)."""
         index = torch.as_tensor(index, dtype=torch.long)
-        return Generation(state=self.state.select(index.to(self.state.length.device)), meta=dict(self.meta),
-                          **self._rows(index))
+        state = self.state.select(index.to(self.state.length.device), keep_capacity=keep_capacity)
+        return Generation(state=state, meta=dict(self.meta), **self._rows(index))
 
     def _rows(self, index: torch.Tensor) -> dict:
         """Every per-row field but the cached state, for rows ``index`` (and the streams they get)."""
@@ -476,7 +477,8 @@ def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 2
     for a in tqdm(range(0, len(order), per_batch), desc=desc, disable=not progress, leave=False):
         chunk = order[a : a + per_batch]
         gen = sampler.start([ids[k] for k in chunk])
-        gen = gen.select(torch.arange(len(chunk)).repeat_interleave(n))
+        # start made room for the whole budget: keeping it spares extend a regrowth (a full copy of the cache)
+        gen = gen.select(torch.arange(len(chunk)).repeat_interleave(n), keep_capacity=True)
         gen.stream = torch.tensor([keys[k] + j for k in chunk for j in range(n)], dtype=torch.long)
         sampler.extend(gen, until="end")
         for r in range(gen.batch_size):

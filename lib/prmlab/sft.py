@@ -5,6 +5,10 @@ ways; real models err now and then, at random steps and in recognisable ways. So
 ``mistake_rate`` of the training solutions carries one realistic mistake (wrong arithmetic, a wrong
 carried value, a skipped or an extra operation) after which the solution carries on faithfully, as a
 model's would. The trained policy then errs at a controlled rate, and search and RL have room to help.
+
+Every example's prompt is the task's own (``task.prompt``), the text the sampler starts from: with a chat
+model's template (real data, ``chat_template``) the policy is trained on the chat-templated prompt it will
+be asked. On real data the solutions are the data set's reference solutions (no mistakes to inject).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .choices import check_choice
-from .tasks.arith import INJECTABLE_KINDS, Problem, solution_with_mistake
+from .tasks.arith import INJECTABLE_KINDS, solution_with_mistake
 
 
 @dataclass
@@ -38,12 +42,13 @@ class SFTConfig:
     seed: int = 0
 
 
-def training_example(problem: Problem, rng: random.Random, mistake_rate: float) -> tuple[str, str]:
-    """(prompt, solution) for one problem: correct, or with one mistake of a random kind."""
+def training_example(task, problem, rng: random.Random, mistake_rate: float) -> tuple[str, str]:
+    """(prompt, solution) for one problem of ``task``: the prompt as sampling writes it (``task.prompt``),
+    and the reference solution, or one with a mistake of a random kind (arithmetic task only)."""
     if rng.random() < mistake_rate:
         text, _ = solution_with_mistake(problem, rng, rng.choice(INJECTABLE_KINDS))
-        return problem.prompt, text
-    return problem.prompt, problem.reference_solution()
+        return task.prompt(problem), text
+    return task.prompt(problem), task.reference_solution(problem)
 
 
 def encode_batch(tokenizer, pairs: list[tuple[str, str]], device="cpu"):
@@ -91,21 +96,31 @@ def lr_at(step: int, peak: float, steps: int, warmup: int, schedule: str = "cosi
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def train_sft(model, tokenizer, problems: list[Problem], cfg: SFTConfig, log=None, progress: bool = True) -> list[dict]:
-    """Train ``model`` in place; ``log(metrics, step)`` receives ``train/...`` metrics. Returns history."""
+def step_buckets(task) -> dict[int, list]:
+    """``task.train`` grouped by the number of steps of the reference solution: batches drawn from one
+    group have solutions of similar length, so they waste little compute on padding."""
+    buckets: dict[int, list] = {}
+    for p in task.train:
+        buckets.setdefault(len(task.split_steps(task.reference_solution(p))), []).append(p)
+    return buckets
+
+
+def train_sft(model, tokenizer, task, cfg: SFTConfig, log=None, progress: bool = True) -> list[dict]:
+    """Train ``model`` in place on ``task.train`` (examples from `training_example`); ``log(metrics, step)``
+    receives ``train/...`` metrics. Returns history."""
     from tqdm.auto import tqdm
 
-    if not problems:
+    if not task.train:
         raise ValueError("train_sft needs at least one training problem")
+    if cfg.mistake_rate > 0 and not task.has_oracle:
+        raise ValueError(f"mistake_rate must be 0 on {task.name}: mistakes are injected into the arithmetic "
+                         f"task's solutions only (got {cfg.mistake_rate})")
     rng = random.Random(f"sft-{cfg.seed}")
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     model.train()
-    # Batches of problems with the same number of operations waste little compute on padding.
-    buckets: dict[int, list[Problem]] = {}
-    for p in problems:
-        buckets.setdefault(len(p.ops), []).append(p)
+    buckets = step_buckets(task)
     sizes = sorted(buckets)
     weights = [len(buckets[k]) for k in sizes]
     history = []
@@ -113,7 +128,7 @@ def train_sft(model, tokenizer, problems: list[Problem], cfg: SFTConfig, log=Non
     bar = tqdm(range(cfg.steps), desc="sft", disable=not progress)
     for step in bar:
         bucket = buckets[rng.choices(sizes, weights)[0]]
-        pairs = [training_example(rng.choice(bucket), rng, cfg.mistake_rate) for _ in range(cfg.batch_size)]
+        pairs = [training_example(task, rng.choice(bucket), rng, cfg.mistake_rate) for _ in range(cfg.batch_size)]
         ids, mask, labels = encode_batch(tokenizer, pairs, device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.decay_fraction)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .notebooks import notebook_parameters, purpose, resolve_notebook
+from .notebooks import parameter_names, purpose, resolve_notebook
 from .paths import project_root, runs_dir
 
 RUN_ID_ENV = "PRMLAB_RUN_ID"
@@ -251,7 +251,7 @@ def start_run(notebook: str, namespace: dict | None = None, params: dict | None 
     names the parameters and their current values are read from it (injected values included).
     """
     if params is None:
-        names = notebook_parameters(resolve_notebook(notebook))
+        names = parameter_names(resolve_notebook(notebook))
         namespace = namespace or {}
         params = {k: namespace[k] for k in names if k in namespace}
     run_id = os.environ.get(RUN_ID_ENV)

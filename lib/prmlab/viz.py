@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import math
 from collections import Counter
 
 import numpy as np
@@ -42,18 +44,22 @@ def training_curve(history: list[dict], key: str = "train/loss", title: str = "T
 
 def curves_figure(curves: dict[str, dict], title: str, xaxis: str, yaxis: str, log_x: bool = True, bands: dict | None = None) -> go.Figure:
     """One line per entry of ``curves`` (label -> {x: y}); optional ``bands`` label -> {x: (lo, hi)}."""
+    import plotly.io as pio
+
     fig = go.Figure()
-    for label, curve in curves.items():
-        xs = sorted(curve)
-        fig.add_scatter(x=xs, y=[curve[x] for x in xs], mode="lines+markers", name=label)
+    palette = pio.templates["plotly_white"].layout.colorway
+    for i, (label, curve) in enumerate(curves.items()):
+        xs, color = sorted(curve), palette[i % len(palette)]  # a band in its line's colour
+        fig.add_scatter(x=xs, y=[curve[x] for x in xs], mode="lines+markers", name=label, line=dict(color=color))
         if bands and label in bands:
             b = bands[label]
             fig.add_scatter(x=xs + xs[::-1], y=[b[x][1] for x in xs] + [b[x][0] for x in xs[::-1]], fill="toself",
-                            opacity=0.15, line=dict(width=0), showlegend=False, hoverinfo="skip", name=f"{label} spread")
+                            fillcolor=color, opacity=0.15, line=dict(width=0, color=color), showlegend=False,
+                            hoverinfo="skip", name=f"{label} spread")
     fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, template="plotly_white")
     if log_x:
-        fig.update_xaxes(type="log", dtick=np.log10(2))
-    return fig
+        fig.update_xaxes(type="log")
+    return readable_ticks(fig)
 
 
 def pass_at_k_figure(curves: dict[str, dict[int, float]], title: str = "pass@k on the eval split") -> go.Figure:
@@ -303,6 +309,157 @@ def real_text_figure(study: dict, title: str = "GSM8K real solutions: accuracy v
                       xaxis=dict(type="log", tickvals=study["ns"], ticktext=[str(n) for n in study["ns"]]),
                       template="plotly_white")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Readable figures: per-step curves smoothed, tick labels a person can read. ``prmlab report`` applies
+# both to every logged figure (older runs' too); ``curves_figure`` applies the ticks when it draws.
+
+SMOOTH_MIN_POINTS = 20  # a line of at least this many points on a linear x axis is a noisy per-step curve
+MOVING_AVERAGE = "moving average"  # in the name of a smoothed trace: a figure showing one is left alone
+MAX_TICKS = 10
+
+
+def smoothing_window(n: int) -> int:
+    """The moving-average window for a curve of ``n`` points: 20 (the SFT curve's) for long curves,
+    about an eighth of shorter ones (40 RL steps: 5), never under 3."""
+    return min(20, max(3, n // 8))
+
+
+def trace_values(values) -> list:
+    """A trace's x or y as a list, decoding plotly's typed arrays (``{"dtype", "bdata"}`` in logged JSON)."""
+    if values is None:
+        return []
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _axis_key(trace, letter: str) -> str:
+    """The layout key of the ``letter`` ("x" or "y") axis ``trace`` is drawn on: "xaxis", "yaxis2", ..."""
+    ref = getattr(trace, f"{letter}axis", None) or letter
+    return f"{letter}axis{ref[1:]}"
+
+
+def _is_step_curve(fig: go.Figure, trace) -> bool:
+    """A line (not a band, not a broken line) of many points, x increasing, on a linear x axis."""
+    if trace.type not in ("scatter", "scattergl") or "lines" not in (trace.mode or "lines"):
+        return False
+    if trace.fill not in (None, "none") or fig.layout[_axis_key(trace, "x")].type in ("log", "category", "date"):
+        return False
+    x, y = trace_values(trace.x), trace_values(trace.y)
+    if len(y) < SMOOTH_MIN_POINTS or len(x) != len(y) or not all(_number(v) for v in x + y):
+        return False
+    return all(b > a for a, b in zip(x, x[1:]))
+
+
+def _colorway(fig: go.Figure) -> list:
+    import plotly.colors
+
+    return list(fig.layout.colorway or fig.layout.template.layout.colorway or plotly.colors.DEFAULT_PLOTLY_COLORS)
+
+
+def smooth_curves(fig: go.Figure) -> go.Figure:
+    """``fig`` with each noisy per-step curve (``SMOOTH_MIN_POINTS`` or more points on a linear x axis)
+    drawn faint under its trailing moving average (``smooth``, window ``smoothing_window``) in the same
+    colour, as ``training_curve`` draws the SFT loss. Other traces keep their colours; a figure that
+    already shows a moving average is returned unchanged."""
+    if any(MOVING_AVERAGE in (t.name or "") for t in fig.data) or not any(_is_step_curve(fig, t) for t in fig.data):
+        return fig
+    colors = _colorway(fig)
+    traces = []
+    for i, t in enumerate(fig.data):
+        # plotly colours an uncoloured trace by its index: pin it, since the faint copies shift indices
+        color = (t.line.color if t.type.startswith("scatter") else None) or colors[i % len(colors)]
+        if not _is_step_curve(fig, t):
+            if t.type.startswith("scatter") and t.line.color is None:
+                t = type(t)(t, line_color=color)
+            traces.append(t)
+            continue
+        x, y, name = trace_values(t.x), trace_values(t.y), t.name or "value"
+        window = smoothing_window(len(y))
+        common = dict(x=x, mode="lines", legendgroup=name, xaxis=t.xaxis, yaxis=t.yaxis)
+        traces.append(go.Scatter(y=y, name=f"{name} (per step)", showlegend=False, opacity=0.35,
+                                 line=dict(color=color, width=1), **common))
+        traces.append(go.Scatter(y=smooth(y, window), name=f"{name} ({MOVING_AVERAGE} {window})",
+                                 line=dict(color=color, width=2, dash=t.line.dash), **common))
+    return go.Figure(traces, layout=fig.layout)
+
+
+def tick_label(v: float) -> str:
+    """A short tick label: at most 4 significant digits; k from 10 000, M from a million, G from a
+    billion (0.30000000000000004 -> "0.3", 8192 -> "8192", 16384 -> "16.4k", 2e6 -> "2M")."""
+    for div, unit, start in ((1e9, "G", 1e9), (1e6, "M", 1e6), (1e3, "k", 1e4)):
+        if abs(v) >= start:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.4g}"
+
+
+def log_ticks(lo: float, hi: float, most: int = MAX_TICKS) -> list[float]:
+    """Tick values for a log axis showing [lo, hi] (lo > 0), from the tick at or below lo to the one
+    at or above hi: powers of two for counts up to 8192 (N, k), else 1-2-5, 1-3 or 1 per decade,
+    the first of these that gives at most ``most``; then every other (third, ...) one if still more."""
+    def span(ticks):
+        first = max(i for i, v in enumerate(ticks) if v <= lo * (1 + 1e-9))
+        last = min(i for i, v in enumerate(ticks) if v >= hi * (1 - 1e-9))
+        return ticks[first:last + 1]
+
+    if hi <= 8192 and hi / lo <= 2.0**most:
+        ticks = span([2.0**e for e in range(math.floor(math.log2(lo)), math.ceil(math.log2(hi)) + 1)])
+    else:
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        for mantissas in ((1, 2, 5), (1, 3), (1,)):
+            ticks = span([m * 10.0**e for e in decades for m in mantissas])
+            if len(ticks) <= most:
+                break
+    return ticks[:: math.ceil(len(ticks) / most)]
+
+
+def _axis_values(fig: go.Figure, key: str) -> tuple[list, bool]:
+    """(values of the traces drawn on axis ``key``, whether all of them are scatter traces)."""
+    letter = key[0]
+    on_axis = [t for t in fig.data if _axis_key(t, letter) == key]
+    values = [v for t in on_axis for v in trace_values(getattr(t, letter, None)) if v is not None]
+    return values, all(t.type.startswith("scatter") for t in on_axis)
+
+
+def readable_ticks(fig: go.Figure) -> go.Figure:
+    """``fig`` with readable tick labels on every axis whose ticks were not set explicitly (in place):
+    a log axis gets ``log_ticks`` labelled by ``tick_label`` (not 12 ticks like "131.072k"); a linear
+    axis of lines over few whole numbers (steps 0..3) ticks at whole numbers only (not "0.5"); numbers
+    used as categories are labelled by ``tick_label`` ("0.3", not "0.30000000000000004")."""
+    keys = {_axis_key(t, letter) for t in fig.data for letter in "xy"}
+    for key in sorted(keys):
+        ax = fig.layout[key]
+        if ax.tickvals is not None:
+            continue
+        values, lines = _axis_values(fig, key)
+        numbers = [float(v) for v in values if _number(v)]
+        if ax.type == "log" and any(v > 0 for v in numbers):
+            positive = [v for v in numbers if v > 0]
+            ticks = log_ticks(min(positive), max(positive))
+            ax.update(dtick=None, tick0=None, tickmode="array", tickvals=ticks, ticktext=[tick_label(v) for v in ticks])
+        elif values and all(isinstance(v, str) for v in values) and ax.type in (None, "-", "category"):
+            categories = list(dict.fromkeys(values))
+            labels = [tick_label(float(c)) if _float_text(c) else c for c in categories]
+            if labels != categories:
+                ax.update(type="category", tickmode="array", tickvals=categories, ticktext=labels)
+        elif (lines and numbers and len(numbers) == len(values) and ax.dtick is None and ax.type in (None, "-", "linear")
+              and all(v == int(v) for v in numbers) and max(numbers) - min(numbers) <= MAX_TICKS):
+            ax.update(tick0=0, dtick=1)
+    return fig
+
+
+def _float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------------------------

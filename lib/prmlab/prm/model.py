@@ -5,6 +5,14 @@ at the last token of each step (its separator), so **all steps of a solution are
 pass**. The reward of a step is ``sigmoid(head(h))``: the model's probability that the solution is still
 correct after that step.
 
+Readouts (``PRMConfig.readout``): ``"head"`` is that linear head alone (the published convention).
+``"likelihood"`` adds the backbone's own next-token log-likelihoods: the step's logit is
+``head(h) + scale * m``, with ``m`` the lowest log-probability the backbone gives any token of the
+solution so far (every token of every step up to this one, separators aside) and ``scale`` learnt. A
+linear head read at the step's end cannot easily see that one written digit is not the one the model
+itself expected a few positions earlier; the language model head says exactly that, token by token,
+and a running minimum makes it a statement about the prefix, as process labels are.
+
 ``ProcessRewardModel`` is a batch ``StepScorer`` (`prmlab.prm.scorer`); ``CachedPRMScorer`` makes it an
 ``IncrementalScorer`` on top of the KV-cached decoder, so scoring a new step costs only that step's tokens.
 """
@@ -20,11 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..choices import check_choice
 from ..kv_decoder import DecoderState, make_decoder
 from ..models import add_lora, unwrap
 from .scorer import IncrementalScorer, StepScorer
 
 STEP_SEPARATOR = "\n"
+READOUTS = ("head", "likelihood")
+# Likelihood readout at initialisation: a prefix whose least likely token has probability e^-3 (5%)
+# gets reward 0.5; one whose tokens are all near-certain gets sigmoid(3) = 0.95.
+LIKELIHOOD_BIAS = 3.0
 
 
 @dataclass
@@ -35,7 +48,14 @@ class PRMConfig:
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scaling
     separator: str = STEP_SEPARATOR  # appended to each step; the head reads its last token
+    readout: str = "head"  # "head": linear head only; "likelihood": plus the running minimum token log-prob
+    freeze_backbone: bool = False  # train only the readout (head, likelihood scale); the backbone stays as given
     extra: dict = field(default_factory=dict)  # free-form provenance (label source, policy run, ...)
+
+    def __post_init__(self):
+        check_choice(self.readout, READOUTS, "readout")
+        if self.lora and self.freeze_backbone:
+            raise ValueError("lora and freeze_backbone exclude each other: LoRA trains the backbone's adapters")
 
 
 class ProcessRewardModel(nn.Module, StepScorer):
@@ -50,6 +70,11 @@ class ProcessRewardModel(nn.Module, StepScorer):
         self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.weight)  # start at reward 0.5 everywhere: no step is favoured
         nn.init.zeros_(self.head.bias)
+        if self.likelihood:
+            self.likelihood_scale = nn.Parameter(torch.tensor(1.0))
+            nn.init.constant_(self.head.bias, LIKELIHOOD_BIAS)  # start as the backbone's likelihood alone
+        if self.config.freeze_backbone:
+            backbone.requires_grad_(False)
 
     @classmethod
     def from_policy(cls, policy, tokenizer, config: PRMConfig | None = None) -> "ProcessRewardModel":
@@ -64,13 +89,18 @@ class ProcessRewardModel(nn.Module, StepScorer):
     def device(self):
         return self.head.weight.device
 
+    @property
+    def likelihood(self) -> bool:
+        return self.config.readout == "likelihood"
+
     # -- encoding -----------------------------------------------------------------------------
 
-    def encode(self, prompt: str, steps: list[str]) -> tuple[list[int], list[int]]:
-        """Token ids of prompt + steps and the position of the last token of each step."""
+    def encode(self, prompt: str, steps: list[str]) -> tuple[list[int], list[int], int]:
+        """Token ids of prompt + steps, the position of the last token of each step, and the prompt's
+        length in tokens."""
         return self.encode_many([prompt], [steps])[0]
 
-    def encode_many(self, prompts: list[str], steps: list[list[str]]) -> list[tuple[list[int], list[int]]]:
+    def encode_many(self, prompts: list[str], steps: list[list[str]]) -> list[tuple[list[int], list[int], int]]:
         """``encode`` of every solution, with the tokenizer called twice in all (one Rust batch for the
         prompts, one for every step): per-step calls cost more than the forward pass of a tiny PRM."""
         prompt_ids = self.tokenizer(list(prompts)).input_ids if prompts else []
@@ -82,21 +112,28 @@ class ProcessRewardModel(nn.Module, StepScorer):
             for _ in row:
                 ids += next(step_ids)
                 ends.append(len(ids) - 1)
-            out.append((ids, ends))
+            out.append((ids, ends, len(p_ids)))
         return out
 
     def count_tokens(self, prompt: str, steps: list[str]) -> int:
         """Tokens one forward pass over ``prompt`` and ``steps`` reads."""
         return len(self.encode(prompt, steps)[0])
 
-    def collate(self, encoded: list[tuple[list[int], list[int]]]):
-        """Right-padded ids [b, T] (no mask needed: causal attention never looks right)."""
+    def collate(self, encoded: list[tuple[list[int], list[int], int]]):
+        """Right-padded ids [b, T] (no attention mask needed: causal attention never looks right), the
+        step ends of each row, and (likelihood readout, else None) the mask [b, T] of the tokens whose
+        log-probability counts: every token of every step but its last, the separator the head reads."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        width = max(len(ids) for ids, _ in encoded)
+        width = max(len(ids) for ids, _, _ in encoded)
         batch = torch.full((len(encoded), width), pad, dtype=torch.long)
-        for i, (ids, _) in enumerate(encoded):
+        counted = torch.zeros((len(encoded), width), dtype=torch.bool) if self.likelihood else None
+        for i, (ids, ends, start) in enumerate(encoded):
             batch[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return batch.to(self.device), [ends for _, ends in encoded]
+            for end in ends if self.likelihood else ():
+                counted[i, start:end] = True
+                start = end + 1
+        counted = counted.to(self.device) if counted is not None else None
+        return batch.to(self.device), [ends for _, ends, _ in encoded], counted
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -104,13 +141,30 @@ class ProcessRewardModel(nn.Module, StepScorer):
         # The transformer body without its LM head (LoRA layers, if any, are injected in place).
         return unwrap(self.backbone).base_model(input_ids=input_ids).last_hidden_state
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Head logits at every position [b, T]; rewards are sigmoid of those at step ends."""
-        return self.head(self.hidden_states(input_ids)).squeeze(-1).float()
+    def forward(self, input_ids: torch.Tensor, counted: torch.Tensor | None = None) -> torch.Tensor:
+        """Reward logits at every position [b, T]; rewards are sigmoid of those at step ends.
+        ``counted``: the likelihood readout's token mask (from ``collate``)."""
+        hidden = self.hidden_states(input_ids)
+        logits = self.head(hidden).squeeze(-1).float()
+        if not self.likelihood:
+            return logits
+        if counted is None:
+            raise ValueError("the likelihood readout needs the mask of counted tokens (see collate)")
+        token_lp = torch.zeros_like(logits)
+        rows, cols = counted.nonzero(as_tuple=True)
+        if len(rows):  # the LM head only where a token counts: a real vocabulary makes it costly elsewhere
+            lp = self.token_logprobs(hidden[rows, cols - 1], input_ids[rows, cols])  # hidden at t-1 predicts token t
+            token_lp = token_lp.index_put((rows, cols), lp)
+        return logits + self.likelihood_scale * running_min(token_lp)
+
+    def token_logprobs(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """log p(token | the position whose final hidden state is ``hidden``), under the backbone's LM head."""
+        lm_head = unwrap(self.backbone).get_output_embeddings()
+        return torch.log_softmax(lm_head(hidden).float(), -1).gather(-1, tokens[..., None])[..., 0]
 
     def step_logits(self, prompts: list[str], steps: list[list[str]]) -> list[torch.Tensor]:
-        ids, ends = self.collate(self.encode_many(prompts, steps))
-        logits = self(ids)
+        ids, ends, counted = self.collate(self.encode_many(prompts, steps))
+        logits = self(ids, counted)
         return [logits[i, e] for i, e in enumerate(ends)]
 
     @torch.no_grad()
@@ -138,8 +192,12 @@ class ProcessRewardModel(nn.Module, StepScorer):
             return self
         out = ProcessRewardModel(copy.deepcopy(self.backbone).merge_and_unload(), self.tokenizer,
                                  PRMConfig(**{**self.config.__dict__, "lora": False}))
-        out.head.load_state_dict(self.head.state_dict())
+        out.load_state_dict(self.readout_state(), strict=False)
         return out
+
+    def readout_state(self) -> dict:
+        """Every parameter outside the backbone (the head; with the likelihood readout, its scale)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -147,7 +205,7 @@ class ProcessRewardModel(nn.Module, StepScorer):
         m = self.merged()
         unwrap(m.backbone).save_pretrained(path / "backbone")
         self.tokenizer.save_pretrained(path / "backbone")
-        torch.save(m.head.state_dict(), path / "head.pt")
+        torch.save(m.readout_state(), path / "head.pt")
         (path / "prm.json").write_text(json.dumps({"config": {**self.config.__dict__, "lora": False}}, indent=2, default=str))
         return path
 
@@ -159,8 +217,18 @@ class ProcessRewardModel(nn.Module, StepScorer):
         backbone, tokenizer = load_causal_lm(path / "backbone", device=device)
         cfg = json.loads((path / "prm.json").read_text())["config"]
         prm = cls(backbone, tokenizer, PRMConfig(**cfg))
-        prm.head.load_state_dict(torch.load(path / "head.pt", map_location="cpu"))
+        state = torch.load(path / "head.pt", map_location="cpu")
+        if "weight" in state:  # saved before the likelihood readout: the head's own state
+            state = {f"head.{k}": v for k, v in state.items()}
+        missing, unexpected = prm.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("backbone.") for k in missing):
+            raise ValueError(f"{path / 'head.pt'} does not fit this PRM: missing {missing}, unexpected {unexpected}")
         return prm.to(backbone.device).eval()
+
+
+def running_min(token_logprobs: torch.Tensor) -> torch.Tensor:
+    """[b, T] -> the lowest value at or before each position (0, i.e. log 1, before any counted token)."""
+    return torch.cummin(token_logprobs.clamp(max=0.0), dim=-1).values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,6 +241,15 @@ class CachedState:
 
     decoder_state: DecoderState
     tokens_scored: int = 0  # tokens run through the backbone so far (a budget measure)
+    # likelihood readout: per row, the final hidden state at the last token fed (it predicts the next
+    # token) and the running minimum token log-prob of the solution so far
+    last_hidden: torch.Tensor | None = None
+    running_min: torch.Tensor | None = None
+
+    def _rows(self, index: torch.Tensor) -> dict:
+        if self.last_hidden is None:
+            return {}
+        return {"last_hidden": self.last_hidden[index], "running_min": self.running_min[index]}
 
     @property
     def batch_size(self) -> int:
@@ -204,8 +281,12 @@ class CachedPRMScorer(IncrementalScorer):
     def start(self, prompts: list[str]) -> CachedState:
         ids = [list(x) for x in self.prm.tokenizer(list(prompts)).input_ids]
         state = self.decoder.empty(len(ids), slots=max(len(x) for x in ids) + 64)
-        self._feed(state, ids)
-        return CachedState(state, tokens_scored=sum(len(x) for x in ids))
+        hidden, lens = self._feed(state, ids)
+        out = CachedState(state, tokens_scored=sum(len(x) for x in ids))
+        if self.prm.likelihood:
+            out.last_hidden = self._last(hidden, lens)
+            out.running_min = torch.zeros(len(ids), device=self.device)
+        return out
 
     @torch.no_grad()
     def append(self, state: CachedState, steps: list[str | None]) -> np.ndarray:
@@ -219,29 +300,52 @@ class CachedPRMScorer(IncrementalScorer):
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
         whole = len(rows) == state.batch_size
         sub = state.decoder_state if whole else state.decoder_state.select(index)
-        hidden = self._feed(sub, ids)
+        hidden, lens = self._feed(sub, ids)
         if not whole:
             state.decoder_state.put(index, sub)
-        out[rows] = torch.sigmoid(self.prm.head(hidden).squeeze(-1).float()).cpu().numpy()
+        last = self._last(hidden, lens)
+        logits = self.prm.head(last).squeeze(-1).float()
+        if self.prm.likelihood:
+            lowest = self._update_running_min(state, index, hidden, ids, lens, last)
+            logits = logits + self.prm.likelihood_scale * lowest
+        out[rows] = torch.sigmoid(logits).cpu().numpy()
         state.tokens_scored += sum(len(x) for x in ids)
         return out
 
+    def _update_running_min(self, state: CachedState, index, hidden, ids, lens, last) -> torch.Tensor:
+        """Fold the new step's token log-probs (all its tokens but the last, as ``collate`` counts them)
+        into the rows' running minimum; remember each row's new last hidden state."""
+        width = hidden.shape[1]
+        tokens = torch.tensor([x + [0] * (width - len(x)) for x in ids], device=self.device)
+        before = torch.cat([state.last_hidden[index][:, None], hidden[:, :-1]], dim=1)  # predicts each new token
+        lp = self.prm.token_logprobs(before, tokens)
+        counted = torch.arange(width, device=self.device)[None, :] < (lens - 1)[:, None]
+        step_min = torch.where(counted, lp, torch.zeros_like(lp)).min(dim=1).values.clamp(max=0.0)
+        state.running_min[index] = torch.minimum(state.running_min[index], step_min)
+        state.last_hidden[index] = last
+        return state.running_min[index]
+
     def select_(self, state: CachedState, index) -> None:
         """In place, the same as ``state = select(state, index)``, reusing the cache buffers."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        state.decoder_state = state.decoder_state.select_(index.to(self.device))
+        index = torch.as_tensor(index, dtype=torch.long).to(self.device)
+        state.decoder_state = state.decoder_state.select_(index)
+        for name, value in state._rows(index).items():
+            setattr(state, name, value)
 
     def select(self, state: CachedState, index) -> CachedState:
-        index = torch.as_tensor(index, dtype=torch.long)
-        return CachedState(state.decoder_state.select(index.to(self.device)), state.tokens_scored)
+        index = torch.as_tensor(index, dtype=torch.long).to(self.device)
+        return CachedState(state.decoder_state.select(index), state.tokens_scored, **state._rows(index))
 
-    def _feed(self, state: DecoderState, ids: list[list[int]]) -> torch.Tensor:
-        """Run variable-length token lists through the rows of ``state``; hidden state at each last token."""
+    def _feed(self, state: DecoderState, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run variable-length token lists through the rows of ``state``: final hidden states [rows, n,
+        hidden] and each row's number of tokens."""
         n = max(len(x) for x in ids)
         pad = self.prm.tokenizer.pad_token_id or 0
         chunk = torch.full((len(ids), n), pad, dtype=torch.long)
         for i, x in enumerate(ids):
             chunk[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         lens = torch.tensor([len(x) for x in ids], dtype=torch.long, device=self.device)
-        hidden = self.decoder.forward(state, chunk.to(self.device), lens)
-        return hidden[torch.arange(len(ids), device=self.device), lens - 1]
+        return self.decoder.forward(state, chunk.to(self.device), lens), lens
+
+    def _last(self, hidden: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        return hidden[torch.arange(len(lens), device=self.device), lens - 1]

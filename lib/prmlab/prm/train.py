@@ -1,6 +1,6 @@
 """Training a process reward model on step labels, in one process or many (accelerate).
 
-The loss is binary cross-entropy between ``sigmoid(head logit)`` at the end of each step and the
+The loss is binary cross-entropy between ``sigmoid(reward logit)`` at the end of each step and the
 step's label (hard 0/1 or soft in [0, 1]), **averaged over all labelled steps of the global batch**.
 ``target="prm"`` labels every step; ``target="orm"`` uses only the last step's label (an outcome
 reward model: the same network, supervised once per solution).
@@ -66,19 +66,21 @@ def global_batches(n_records: int, batch_size: int, steps: int, seed: int) -> li
 
 
 def _examples(prm: ProcessRewardModel, records: list[StepwiseRecord], target: str):
-    """(ids, step ends, labels) per record; an ORM keeps only the last step as a target."""
+    """(encoding, step ends read as targets, labels) per record; an ORM keeps only the last step as a target."""
     out = []
     encoded = prm.encode_many([r.prompt for r in records], [r.completions for r in records])
-    for r, (ids, ends) in zip(records, encoded):
-        labels = torch.tensor(r.labels, dtype=torch.float32)
-        if target == "orm":
-            ends, labels = ends[-1:], labels[-1:]
-        out.append((ids, ends, labels))
+    for r, enc in zip(records, encoded):
+        labels, targets = torch.tensor(r.labels, dtype=torch.float32), enc[1]
+        if target == "orm":  # (the likelihood readout still counts the tokens of every step)
+            targets, labels = targets[-1:], labels[-1:]
+        out.append((enc, targets, labels))
     return out
 
 
 def _freeze_unused_lm_head(prm: ProcessRewardModel) -> None:
-    # The PRM never calls the LM head; an untied one would get no gradient, which DDP rejects.
+    # The head readout never calls the LM head; an untied one would get no gradient, which DDP rejects.
+    if prm.likelihood:
+        return
     base = unwrap(prm.backbone)
     out, inp = base.get_output_embeddings(), base.get_input_embeddings()
     if out is not None and out.weight is not inp.weight:
@@ -121,10 +123,10 @@ def train_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], cfg: PRMTr
     bar = tqdm(batches, desc="prm", disable=not (progress and acc.is_main_process))
     for step, batch in enumerate(bar):
         mine = [examples[i] for i in batch[rank * share : (rank + 1) * share]]  # split_batches slicing
-        ids, ends = prm.collate([(x, e) for x, e, _ in mine])
+        ids, _, counted = prm.collate([enc for enc, _, _ in mine])
         y = torch.cat([lab for _, _, lab in mine]).to(acc.device)
-        logits = model(ids)
-        z = torch.cat([logits[r, e] for r, e in enumerate(ends)])
+        logits = model(ids, counted)
+        z = torch.cat([logits[r, targets] for r, (_, targets, _) in enumerate(mine)])
         local_sum = F.binary_cross_entropy_with_logits(z, y, reduction="sum")
         n_steps = acc.reduce(torch.tensor(float(len(y)), device=acc.device), "sum")
         # Mean over the global batch's steps; x world because DDP averages the processes' gradients.

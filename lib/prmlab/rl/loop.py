@@ -12,11 +12,17 @@ counter-based, so the rollouts are identical) and computes the same advantages; 
 split among the processes, and each divides its summed token loss by the global token count and
 multiplies by the number of processes, so that DDP's gradient average is exactly the single-process
 gradient (as `prmlab.prm.train` does). Sampling is thus replicated, not split: the update is what scales.
+
+Each process runs its share of a minibatch as micro-batches of rows of similar length, each trimmed to its
+own longest row (``micro_batch_tokens``), and accumulates their gradients before the optimizer step: the
+same update as one padded pass, without computing the padding (responses range from a few tokens to the
+whole budget: padded to the longest row, a batch of the tiny profile is about 40% padding).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -28,7 +34,7 @@ from . import meter
 from .advantages import masked_mean
 from .ppo import KL_KINDS, kl_estimate, ppo_clip_loss
 from .prime import filter_groups
-from .rollouts import Rollouts, collect, concat, keep_groups, response_logprobs
+from .rollouts import Rollouts, batched_logprobs, collect, concat, keep_groups, length_batches, response_logprobs
 
 
 @dataclass
@@ -44,6 +50,8 @@ class RLConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     ppo_epochs: int = 1  # passes over each batch of rollouts
     minibatch_size: int = 64  # rollouts per optimizer step, over all processes (the batch if larger)
+    micro_batch_tokens: int = 2048  # padded tokens per forward/backward pass: a minibatch runs as micro-batches
+    # of rows of similar length, gradients accumulated (the same update as one pass, less padding and memory)
     clip_eps: float = 0.2  # PPO clip range
     grad_clip: float = 1.0  # max global gradient norm (<= 0: none)
     kl_coef: float = 0.0  # KL to the reference policy as a reward term (0: off, no reference forward)
@@ -61,8 +69,8 @@ class RLConfig:
         check_choice(self.kl_estimator, KL_KINDS, "kl_estimator")
         if self.k < 2:
             raise ValueError(f"k must be >= 2 (leave-one-out baselines need a group), got {self.k}")
-        for name in ("steps", "prompts_per_step", "max_new_tokens", "ppo_epochs", "minibatch_size", "eval_every",
-                     "eval_samples", "filter_rounds"):
+        for name in ("steps", "prompts_per_step", "max_new_tokens", "ppo_epochs", "minibatch_size",
+                     "micro_batch_tokens", "eval_every", "eval_samples", "filter_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.temperature <= 0:
@@ -107,29 +115,41 @@ def ppo_update(model, opt, params, ro: Rollouts, advantages: torch.Tensor, cfg: 
             mb = order[a : a + size]
             share = len(mb) // world
             mine = mb[rank * share : (rank + 1) * share]  # split_batches slicing
-            sub = ro.rows(mine)
-            t = sub.response_ids.shape[1]
-            logp, entropy = response_logprobs(model, sub, with_entropy=True)
-            mask = sub.response_mask.to(logp.device)
-            loss_mean, stats = ppo_clip_loss(logp, sub.old_logprobs.to(logp.device), advantages[mine, :t].to(logp.device),
-                                             mask, cfg.clip_eps)
-            n_local = mask.sum()
-            n_global = acc.reduce(n_local.detach().clone(), "sum").clamp(min=1.0)
-            loss = loss_mean * n_local * world / n_global  # DDP averages: x world gives the global token mean
-            acc.backward(loss)
+            n_global = acc.reduce(ro.response_mask[mine].sum().to(acc.device), "sum").clamp(min=1.0)
+            local = accumulate_gradient(model, ro, advantages, mine, float(n_global) / world, cfg, acc)
             gnorm = acc.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             opt.step()
             opt.zero_grad(set_to_none=True)
-            local = torch.tensor([float(loss_mean.detach()) * float(n_local), stats["clip_frac"] * float(n_local),
-                                  stats["approx_kl"] * float(n_local), float((entropy.detach() * mask).sum())],
-                                 dtype=torch.float64, device=acc.device)
-            tot = acc.reduce(local, "sum").cpu() / float(n_global)
+            tot = acc.reduce(local.to(acc.device), "sum").cpu() / float(n_global)
             sums += torch.cat([tot, torch.tensor([float(gnorm), 1.0], dtype=torch.float64)])
     model.eval()
     n = float(sums[5])
     return {"train/loss": float(sums[0]) / n, "train/clip_frac": float(sums[1]) / n,
             "train/approx_kl": float(sums[2]) / n, "train/entropy": float(sums[3]) / n,
             "train/grad_norm": float(sums[4]) / n}
+
+
+def accumulate_gradient(model, ro: Rollouts, advantages: torch.Tensor, rows: torch.Tensor, scale: float,
+                        cfg: RLConfig, acc) -> torch.Tensor:
+    """Backward of (the PPO-clip token losses of ``rows``, summed) / ``scale``, in length-sorted micro-batches
+    (`length_batches`), each trimmed to its own longest row. With ``scale`` = global tokens / processes, DDP's
+    average is the minibatch's token-mean gradient. Returns the token sums of loss, clip, approx_kl, entropy."""
+    sums = torch.zeros(4, dtype=torch.float64)
+    batches = length_batches(ro.lengths[rows], cfg.micro_batch_tokens)
+    for j, index in enumerate(batches):
+        sub_rows = rows[index]
+        sub = ro.rows(sub_rows)
+        # Processes exchange gradients once, at the last backward: the sum over all micro-batches.
+        with acc.no_sync(model) if j < len(batches) - 1 else nullcontext():
+            logp, entropy = response_logprobs(model, sub, with_entropy=True)
+            mask = sub.response_mask.to(logp.device)
+            adv = advantages[sub_rows, : mask.shape[1]].to(logp.device)
+            loss_mean, stats = ppo_clip_loss(logp, sub.old_logprobs.to(logp.device), adv, mask, cfg.clip_eps)
+            n = float(mask.sum())
+            acc.backward(loss_mean * (n / scale))
+        sums += torch.tensor([float(loss_mean.detach()) * n, stats["clip_frac"] * n, stats["approx_kl"] * n,
+                              float((entropy.detach() * mask).sum())], dtype=torch.float64)
+    return sums
 
 
 def problem_stream(n: int, seed: int):
@@ -163,14 +183,9 @@ def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> 
     return (concat(parts, task, sampler) if parts else None), drawn, stats
 
 
-def reference_logprobs(ref_model, ro: Rollouts, chunk: int = 64) -> torch.Tensor:
-    """The reference policy's log-probs of every rollout token (``[B, T]``), in chunks of rows."""
-    out = torch.zeros_like(ro.old_logprobs)
-    with torch.no_grad():
-        for a in range(0, ro.batch_size, chunk):
-            sub = ro.rows(torch.arange(a, min(a + chunk, ro.batch_size)))
-            out[a : a + len(sub.correct), : sub.response_ids.shape[1]] = response_logprobs(ref_model, sub).cpu()
-    return out
+def reference_logprobs(ref_model, ro: Rollouts, max_tokens: int = 2048) -> torch.Tensor:
+    """The reference policy's log-probs of every rollout token (``[B, T]``), in length-sorted micro-batches."""
+    return batched_logprobs(ref_model, ro, max_tokens)
 
 
 def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eval_problems: list | None = None,
@@ -214,7 +229,7 @@ def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eva
                 log(row, step)
             continue
         if cfg.kl_coef > 0:
-            ro.ref_logprobs = reference_logprobs(ref_model, ro)
+            ro.ref_logprobs = reference_logprobs(ref_model, ro, cfg.micro_batch_tokens)
         t1 = time.perf_counter()
         advantages, reward_metrics = advantage_fn(ro, step)
         t2 = time.perf_counter()

@@ -46,6 +46,11 @@ class Rollouts:
         return self.samples.step_spans
 
     @property
+    def lengths(self) -> torch.Tensor:
+        """[B] prompt + response tokens of every row (its width without padding)."""
+        return self.attention_mask.sum(1)
+
+    @property
     def prompts(self) -> list[str]:
         """The prompt of every row."""
         return [self.samples.prompts[r // self.k] for r in range(self.batch_size)]
@@ -80,6 +85,19 @@ def pack(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int
     return ids, attn, torch.tensor([len(p) for p in prompt_ids]), resp, mask
 
 
+def length_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+    """Positions into ``lengths`` sorted longest first and cut into micro-batches of at most ``max_tokens``
+    padded tokens (rows x the micro-batch's longest row; a longer row goes alone). Rows of similar length
+    then share a forward pass (`Rollouts.rows` trims it to its own longest row), so little of it is padding."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    batches, a = [], 0
+    while a < len(order):
+        n = max(1, max_tokens // max(int(lengths[order[a]]), 1))
+        batches.append(order[a : a + n])
+        a += n
+    return batches
+
+
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_lens: torch.Tensor,
                     t: int) -> torch.Tensor:
     """``[B, T, V]`` logits that predict each response token (position ``prompt_len + t - 1``)."""
@@ -96,6 +114,16 @@ def response_logprobs(model, ro: Rollouts, with_entropy: bool = False):
     mask = ro.response_mask.to(logits.device)
     logp = token_logprobs(logits, ro.response_ids.to(logits.device)) * mask
     return (logp, entropy_from_logits(logits) * mask) if with_entropy else logp
+
+
+def batched_logprobs(model, ro: Rollouts, max_tokens: int = 2048) -> torch.Tensor:
+    """`response_logprobs` of every row (``[B, T]``, no gradient), in length-sorted micro-batches."""
+    out = torch.zeros_like(ro.old_logprobs)
+    with torch.no_grad():
+        for index in length_batches(ro.lengths, max_tokens):
+            sub = ro.rows(index)
+            out[index, : sub.response_ids.shape[1]] = response_logprobs(model, sub).cpu()
+    return out
 
 
 def collect(sampler: Sampler, task, problems: list, k: int, stream_base: int = 0, batch_size: int = 256,
@@ -131,8 +159,7 @@ def from_samples(s: Samples, problems: list, task, sampler: Sampler) -> Rollouts
         old[r, : len(lp)] = lp
     ro = Rollouts(list(problems), k, s, correct, verdicts, ids, attn, plens, resp, mask, old)
     if sampler.config.temperature != 1.0:  # (top-p does not change them: see draw_tokens)
-        with torch.no_grad():
-            ro.old_logprobs = response_logprobs(sampler.model, ro).cpu()
+        ro.old_logprobs = batched_logprobs(sampler.model, ro)
     return ro
 
 

@@ -1,9 +1,9 @@
 """Tasks: the embedded arithmetic task with its step oracle, and loaders/graders for real data.
 
 Every task offers the same small interface so notebooks treat them alike: ``train``/``eval`` problem
-lists, ``prompt(problem)``, ``grade(problem, solution) -> bool``, ``split_steps(solution)`` and
-``step_delimiter`` (the text between two steps, where samplers pause). Only the arithmetic task also
-has ``judge`` (the oracle's verdict on every step).
+lists, ``prompt(problem)``, ``reference_solution(problem)`` (what SFT trains on), ``grade(problem,
+solution) -> bool``, ``split_steps(solution)`` and ``step_delimiter`` (the text between two steps, where
+samplers pause). Only the arithmetic task also has ``judge`` (the oracle's verdict on every step).
 """
 
 from __future__ import annotations

@@ -357,6 +357,10 @@ class ArithTask:
         return problem.prompt
 
     @staticmethod
+    def reference_solution(problem: Problem) -> str:
+        return problem.reference_solution()
+
+    @staticmethod
     def grade(problem: Problem, solution: str) -> bool:
         return judge(problem, solution).answer_correct
 

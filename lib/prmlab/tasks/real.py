@@ -497,6 +497,13 @@ class RealTask:
         turn = [{"role": "user", "content": text.strip()}]
         return self.chat_tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
 
+    def reference_solution(self, problem: RealProblem) -> str:
+        """The data set's reference solution written as this task's prompt asks: its steps (GSM8K's without
+        calculator annotations) separated by ``step_delimiter``, then the line 'The answer is: X'."""
+        text = problem.meta.get("solution_stripped", problem.solution)
+        answer = f"\\boxed{{{problem.answer}}}" if problem.source == "math500" else problem.answer
+        return self.step_delimiter.join(split_steps(text) + [f"The answer is: {answer}"])
+
     def grade(self, problem: RealProblem, solution_text: str) -> bool:
         """Whether the final answer of ``solution_text`` is correct for ``problem``."""
         if self.name == "gsm8k":
