@@ -10,7 +10,7 @@ import torch
 
 from prmlab.rl import meter
 from prmlab.rl.advantages import token_level_rloo
-from prmlab.rl.loop import RLConfig, evaluate_policy, ppo_update, reference_logprobs, train
+from prmlab.rl.loop import RLConfig, evaluate_policy, ppo_update, train
 from prmlab.rl.pure import credited_step_rewards, pure_rewards
 from prmlab.rl.ppo import ppo_clip_loss
 from prmlab.rl.rollouts import batched_logprobs, collect, length_batches, pack, response_logprobs
@@ -105,7 +105,7 @@ def test_verifiable_only_arm_is_rloo_on_outcome(rollouts):
 
 def test_kl_term_is_zero_against_itself_and_penalises_drift(rollouts, trained_policy):
     ro = copy.copy(rollouts)
-    ro.ref_logprobs = reference_logprobs(trained_policy, ro)
+    ro.ref_logprobs = batched_logprobs(trained_policy, ro)
     assert torch.allclose(ro.ref_logprobs, ro.old_logprobs, atol=1e-5)
     probs = oracle_probs(ro)
     base = pure_rewards(ro, probs, credit="sum")

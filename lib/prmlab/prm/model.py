@@ -281,7 +281,7 @@ class CachedPRMScorer(IncrementalScorer):
     def start(self, prompts: list[str]) -> CachedState:
         ids = [list(x) for x in self.prm.tokenizer(list(prompts)).input_ids]
         state = self.decoder.empty(len(ids), slots=max(len(x) for x in ids) + 64)
-        hidden, lens = self._feed(state, ids)
+        hidden, lens, _ = self._feed(state, ids)
         out = CachedState(state, tokens_scored=sum(len(x) for x in ids))
         if self.prm.likelihood:
             out.last_hidden = self._last(hidden, lens)
@@ -300,23 +300,22 @@ class CachedPRMScorer(IncrementalScorer):
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
         whole = len(rows) == state.batch_size
         sub = state.decoder_state if whole else state.decoder_state.select(index)
-        hidden, lens = self._feed(sub, ids)
+        hidden, lens, chunk = self._feed(sub, ids)
         if not whole:
             state.decoder_state.put(index, sub)
         last = self._last(hidden, lens)
         logits = self.prm.head(last).squeeze(-1).float()
         if self.prm.likelihood:
-            lowest = self._update_running_min(state, index, hidden, ids, lens, last)
+            lowest = self._update_running_min(state, index, hidden, chunk, lens, last)
             logits = logits + self.prm.likelihood_scale * lowest
         out[rows] = torch.sigmoid(logits).cpu().numpy()
         state.tokens_scored += sum(len(x) for x in ids)
         return out
 
-    def _update_running_min(self, state: CachedState, index, hidden, ids, lens, last) -> torch.Tensor:
+    def _update_running_min(self, state: CachedState, index, hidden, tokens, lens, last) -> torch.Tensor:
         """Fold the new step's token log-probs (all its tokens but the last, as ``collate`` counts them)
         into the rows' running minimum; remember each row's new last hidden state."""
         width = hidden.shape[1]
-        tokens = torch.tensor([x + [0] * (width - len(x)) for x in ids], device=self.device)
         before = torch.cat([state.last_hidden[index][:, None], hidden[:, :-1]], dim=1)  # predicts each new token
         lp = self.prm.token_logprobs(before, tokens)
         counted = torch.arange(width, device=self.device)[None, :] < (lens - 1)[:, None]
@@ -336,16 +335,17 @@ class CachedPRMScorer(IncrementalScorer):
         index = torch.as_tensor(index, dtype=torch.long).to(self.device)
         return CachedState(state.decoder_state.select(index), state.tokens_scored, **state._rows(index))
 
-    def _feed(self, state: DecoderState, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _feed(self, state: DecoderState, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run variable-length token lists through the rows of ``state``: final hidden states [rows, n,
-        hidden] and each row's number of tokens."""
+        hidden], each row's number of tokens, and the padded tokens [rows, n]."""
         n = max(len(x) for x in ids)
         pad = self.prm.tokenizer.pad_token_id or 0
         chunk = torch.full((len(ids), n), pad, dtype=torch.long)
         for i, x in enumerate(ids):
             chunk[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         lens = torch.tensor([len(x) for x in ids], dtype=torch.long, device=self.device)
-        return self.decoder.forward(state, chunk.to(self.device), lens), lens
+        chunk = chunk.to(self.device)
+        return self.decoder.forward(state, chunk, lens), lens, chunk
 
     def _last(self, hidden: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         return hidden[torch.arange(len(lens), device=self.device), lens - 1]

@@ -183,11 +183,6 @@ def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> 
     return (concat(parts, task, sampler) if parts else None), drawn, stats
 
 
-def reference_logprobs(ref_model, ro: Rollouts, max_tokens: int = 2048) -> torch.Tensor:
-    """The reference policy's log-probs of every rollout token (``[B, T]``), in length-sorted micro-batches."""
-    return batched_logprobs(ref_model, ro, max_tokens)
-
-
 def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eval_problems: list | None = None,
           ref_model=None, log=None, after_step=None, accelerator=None, progress: bool = True) -> list[dict]:
     """Train ``policy`` in place with PPO on ``task.train``; returns one row of metrics per RL step, and
@@ -229,7 +224,7 @@ def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eva
                 log(row, step)
             continue
         if cfg.kl_coef > 0:
-            ro.ref_logprobs = reference_logprobs(ref_model, ro, cfg.micro_batch_tokens)
+            ro.ref_logprobs = batched_logprobs(ref_model, ro, cfg.micro_batch_tokens)
         t1 = time.perf_counter()
         advantages, reward_metrics = advantage_fn(ro, step)
         t2 = time.perf_counter()
