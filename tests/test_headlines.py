@@ -63,3 +63,8 @@ def test_prime_claims_give_the_factor_and_the_gain_with_the_seed_spread():
     slower = headlines.prime({**h, "headline/sample_efficiency": 0.8, "headline/final_gain": -0.02, "headline/seeds": 1.0})
     assert "with 0.80x fewer rollouts, over 1 seed(s): 'PRIME learns faster than outcome-only RLOO' does not hold" in slower[0]
     assert slower[1] == "PRIME's final accuracy is -0.020 against RLOO's: a final gain does not hold (the paper: +6.9 points)."
+    missed = headlines.prime({**h, "headline/sample_efficiency": 0.5, "headline/sample_efficiency_min": 0.0,
+                              "headline/prime_missed": 1.0, "headline/implicit_prm_rollout_auroc": 0.56})
+    assert "over 2 seed(s); PRIME never reached it on 1 of 2 seed(s), counted as 0: " in missed[0]
+    assert missed[2] == ("On the policy's fresh rollouts the implicit PRM ranks a prompt's responses with AUROC 0.56 on "
+                         "average (0.5: chance), the signal its process credit adds to the outcome's.")

@@ -109,6 +109,38 @@ def test_update_orders_on_two_minibatches(rollouts, trained_policy, char_tokeniz
         fresh().update(ro, outcomes, order="during")
 
 
+def test_update_reports_the_ranking_of_fresh_rollouts(rollouts, trained_policy, char_tokenizer):
+    """The within-group AUROC that `update` reports is that of the summed log-ratios *before* the update,
+    group by group (brute force: score first with a copy, then rank by hand)."""
+    from prmlab.metrics import auroc
+
+    start = perturbed(trained_policy, 4, 0.02)
+    outcomes = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    probe = ImplicitPRM(start, trained_policy, char_tokenizer, beta=0.5, batch_size=4)
+    totals = probe.token_rewards(rollouts).sum(1).double()
+    want = np.mean([auroc(totals[g:g + 2].numpy(), outcomes[g:g + 2].numpy()) for g in (0, 2)])
+    _, stats = ImplicitPRM(start, trained_policy, char_tokenizer, beta=0.5, lr=1e-2, batch_size=4).update(rollouts, outcomes)
+    assert stats["implicit_prm/within_group_auroc"] == pytest.approx(want)
+    assert want in (0.0, 0.5, 1.0)  # two responses per group: each group's AUROC is 0 or 1
+
+
+def test_defaults_are_the_published_recipe():
+    """verl's PRIME recipe: beta 0.05, the PRM at 1e-6 (twice the policy's 5e-7), update "before", returns
+    mixed 5:5 after each source's RLOO, batch_norm on, accuracy filter [0.2, 0.8]."""
+    import inspect
+
+    from prmlab.rl.arms import PrimeSettings
+    from prmlab.rl.loop import RLConfig
+
+    s = PrimeSettings()
+    assert (s.beta, s.prm_lr, s.update_order, s.process_coef, s.outcome_coef, s.batch_norm) == (
+        0.05, 1e-6, "before", 5.0, 5.0, True)
+    assert inspect.signature(ImplicitPRM.update).parameters["order"].default == "before"
+    assert inspect.signature(ImplicitPRM).parameters["lr"].default == 1e-6
+    cfg = RLConfig()
+    assert (cfg.filter_low, cfg.filter_high, cfg.ppo_epochs, cfg.kl_coef) == (0.2, 0.8, 1, 0.0)
+
+
 def test_update_raises_the_reward_of_correct_responses(rollouts, trained_policy, char_tokenizer):
     """One small update on one response moves its summed implicit reward up if it is labelled correct and
     down if it is labelled wrong."""

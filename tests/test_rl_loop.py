@@ -359,5 +359,9 @@ def test_prime_headline_counts_rollouts_to_rloo_final_accuracy():
     assert h["headline/final_gain"] == pytest.approx(0.03) and h["headline/final_gain_max"] == pytest.approx(0.06)
     assert "2.00x fewer rollouts (seeds: 1.00 to 3.00)" in headlines.prime(h)[0]
     never = _history({0: 0.30, 1: 0.30, 2: 0.30, 3: 0.30}, 3)
-    assert prime_headline({"rloo": [rloo], "prime": [never]})["headline/sample_efficiency"] == 0.0
+    missed = prime_headline({"rloo": [rloo], "prime": [never]})
+    assert missed["headline/sample_efficiency"] == 0.0 and missed["headline/prime_missed"] == 1.0
+    assert h["headline/prime_missed"] == 0.0 and np.isnan(h["headline/implicit_prm_rollout_auroc"])
+    prime[0]["implicit_prm/within_group_auroc"], prime[1]["implicit_prm/within_group_auroc"] = 0.4, 0.8
+    assert prime_headline({"rloo": [rloo], "prime": [prime]})["headline/implicit_prm_rollout_auroc"] == pytest.approx(0.6)
     assert mean_history([rloo, prime])[1]["eval/accuracy_sampled"] == pytest.approx((0.35 + 0.42) / 2)

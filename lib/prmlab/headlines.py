@@ -90,9 +90,15 @@ def prime(headline: dict) -> list[str]:
     gain, glo, ghi = h["headline/final_gain"], h["headline/final_gain_min"], h["headline/final_gain_max"]
     seeds = int(h["headline/seeds"])
     spread = f" (seeds: {lo:.2f} to {hi:.2f})" if seeds > 1 else ""
+    missed = int(h.get("headline/prime_missed", 0))
+    never = f"; PRIME never reached it on {missed} of {seeds} seed(s), counted as 0" if missed else ""
     out = [f"PRIME reaches outcome-only RLOO's final accuracy with {eff:.2f}x fewer rollouts{spread}, over {seeds} "
-           f"seed(s): 'PRIME learns faster than outcome-only RLOO' {_held(eff > 1.0)} (the paper: 2.5x)."]
+           f"seed(s){never}: 'PRIME learns faster than outcome-only RLOO' {_held(eff > 1.0)} (the paper: 2.5x)."]
     gspread = f" (seeds: {glo:+.3f} to {ghi:+.3f})" if seeds > 1 else ""
     out.append(f"PRIME's final accuracy is {gain:+.3f} against RLOO's{gspread}: a final gain {_held(gain > 0)} "
                "(the paper: +6.9 points).")
+    fresh = h.get("headline/implicit_prm_rollout_auroc", float("nan"))
+    if fresh == fresh:  # not NaN
+        out.append(f"On the policy's fresh rollouts the implicit PRM ranks a prompt's responses with AUROC {fresh:.2f} "
+                   "on average (0.5: chance), the signal its process credit adds to the outcome's.")
     return out

@@ -16,9 +16,9 @@ from pathlib import Path
 from .choices import unknown_choice
 from .paths import notebooks_dir
 
-# Wall time of each notebook on the tiny profile on 2 CPU cores (00, 04: runs of 2026-11-22; 01, 02: runs of
-# 2026-12-01; 03: estimated from its arms' per-step times); the README quotes it.
-TINY_MINUTES = {"00_policy_sft": 5, "01_prm_training": 5, "02_pure_min_form": 6, "03_prime_implicit": 8,
+# Wall time of each notebook on the tiny profile on 2 CPU cores (00, 04: runs of 2026-11-22; 01, 02, 03: runs of
+# 2026-12-01, 03's from its two-seed run, 352 s); the README quotes it.
+TINY_MINUTES = {"00_policy_sft": 5, "01_prm_training": 5, "02_pure_min_form": 6, "03_prime_implicit": 4,
                 "04_smc_decoding": 24}
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..choices import check_choice
+from ..metrics import within_problem_auroc
 from ..rl.prime import implicit_prm_loss
 from ..rl.rollouts import Rollouts, pack, response_logprobs
 from .scorer import TextScorer
@@ -40,7 +41,7 @@ class ImplicitPRM(TextScorer):
     and per optimizer step when updating.
     """
 
-    def __init__(self, model, ref_model, tokenizer, beta: float = 0.05, lr: float = 1e-5, batch_size: int = 64,
+    def __init__(self, model, ref_model, tokenizer, beta: float = 0.05, lr: float = 1e-6, batch_size: int = 64,
                  separator: str = "\n", copy_model: bool = True):
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
@@ -55,42 +56,54 @@ class ImplicitPRM(TextScorer):
 
     # ---- token rewards on rollouts (RL) ----------------------------------------------------------
 
-    def log_ratio(self, ro: Rollouts, grad: bool = False) -> torch.Tensor:
-        """``log pi_phi - log pi_ref`` of every response token of ``ro`` (``[B, T]``, 0 on padding)."""
-        with torch.no_grad():
-            ref = response_logprobs(self.ref, ro)
+    def log_ratio(self, ro: Rollouts, grad: bool = False, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """``log pi_phi - log pi_ref`` of every response token of ``ro`` (``[B, T]``, 0 on padding);
+        ``ref``: ``pi_ref``'s log-probs of those tokens if already known (it never changes)."""
+        if ref is None:
+            with torch.no_grad():
+                ref = response_logprobs(self.ref, ro)
         with torch.set_grad_enabled(grad):
-            return response_logprobs(self.model, ro) - ref
+            logp = response_logprobs(self.model, ro)
+            return logp - ref.to(logp.device)
 
-    def token_rewards(self, ro: Rollouts) -> torch.Tensor:
-        """``r_t = beta * log-ratio`` of every response token of ``ro``, in chunks of ``batch_size`` rows."""
+    def token_rewards(self, ro: Rollouts, ref: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``r_t = beta * log-ratio`` of every response token of ``ro``, in chunks of ``batch_size`` rows
+        (``ref``: each chunk's reference log-probs, if known)."""
         out = torch.zeros_like(ro.response_mask)
-        for a in range(0, ro.batch_size, self.batch_size):
+        for j, a in enumerate(range(0, ro.batch_size, self.batch_size)):
             rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
             sub = ro.rows(rows)
-            out[rows, : sub.response_mask.shape[1]] = self.beta * self.log_ratio(sub).detach().cpu()
+            q = self.log_ratio(sub, ref=None if ref is None else ref[j])
+            out[rows, : sub.response_mask.shape[1]] = self.beta * q.detach().cpu()
         return out
 
-    def update(self, ro: Rollouts, outcomes: torch.Tensor, order: str = "after") -> tuple[torch.Tensor, dict]:
+    def update(self, ro: Rollouts, outcomes: torch.Tensor, order: str = "before") -> tuple[torch.Tensor, dict]:
         """One pass of the online update over ``ro`` in minibatches of ``batch_size`` rows, and the token
         rewards of ``ro`` that RL uses, in PRIME's two orders:
 
+        - ``"before"`` (verl's PRIME recipe's default): update on every minibatch first, then score all of
+          ``ro`` with the updated model;
         - ``"after"``: each minibatch's rewards come from the same forward pass that computes its loss,
-          i.e. from ``pi_phi`` before that minibatch's update (later minibatches see earlier updates);
-        - ``"before"``: update on every minibatch first, then score all of ``ro`` with the updated model.
+          i.e. from ``pi_phi`` before that minibatch's update (later minibatches see earlier updates).
 
-        Returns ``([B, T] token rewards, metrics)``: the mean loss and the accuracy of
-        ``sigmoid(sum_t r_t) >= 0.5`` against the outcomes (before each minibatch's update).
+        Returns ``([B, T] token rewards, metrics)``, the metrics measured on each minibatch before its
+        update (so on rollouts the implicit PRM has not learnt from yet): the mean loss, the accuracy of
+        ``sigmoid(sum_t r_t) >= 0.5`` against the outcomes, and the within-group AUROC of ``sum_t r_t``
+        (how well it ranks the responses to one prompt, which is all that RLOO's credit can use; the
+        rows of a group are consecutive, ``group_size`` of them).
         """
         check_choice(order, UPDATE_ORDERS, "update order")
         rewards = torch.zeros_like(ro.response_mask)
-        losses, hits = [], 0
+        losses, hits, totals, refs = [], 0, torch.zeros(ro.batch_size, dtype=torch.float64), []
         self.model.train()
         for a in range(0, ro.batch_size, self.batch_size):
             rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
             sub = ro.rows(rows)
-            q = self.log_ratio(sub, grad=True)
+            with torch.no_grad():
+                refs.append(response_logprobs(self.ref, sub))
+            q = self.log_ratio(sub, grad=True, ref=refs[-1])
             q_sum = (q * sub.response_mask.to(q.device)).sum(1)
+            totals[rows] = q_sum.detach().double().cpu()
             loss = implicit_prm_loss(q_sum, outcomes[rows].to(q.device), self.beta)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,8 +113,12 @@ class ImplicitPRM(TextScorer):
             rewards[rows, : sub.response_mask.shape[1]] = self.beta * q.detach().cpu()
         self.model.eval()
         if order == "before":
-            rewards = self.token_rewards(ro)
-        return rewards, {"implicit_prm/loss": sum(losses) / ro.batch_size, "implicit_prm/accuracy": hits / ro.batch_size}
+            rewards = self.token_rewards(ro, refs)
+        k = ro.k
+        ranking = (within_problem_auroc(totals.view(-1, k).numpy(), outcomes.view(-1, k).numpy())
+                   if ro.batch_size % k == 0 else float("nan"))
+        return rewards, {"implicit_prm/loss": sum(losses) / ro.batch_size, "implicit_prm/accuracy": hits / ro.batch_size,
+                         "implicit_prm/within_group_auroc": ranking}
 
     # ---- the scorer protocol (text) -------------------------------------------------------------
 
