@@ -16,10 +16,10 @@ from pathlib import Path
 from .choices import unknown_choice
 from .paths import notebooks_dir
 
-# Wall time of each notebook on the tiny profile on 2 CPU cores (00, 04: runs of 2026-11-22; 01, 02, 03: runs of
-# 2026-12-01, 03's from its two-seed run, 352 s); the README quotes it.
+# Wall time of each notebook on the tiny profile on 2 CPU cores (00: runs of 2026-11-22; 01-04: runs of 2026-12-01,
+# 03's from its two-seed run, 352 s; 04 with two seeds, 736 s); the README quotes it.
 TINY_MINUTES = {"00_policy_sft": 5, "01_prm_training": 5, "02_pure_min_form": 6, "03_prime_implicit": 4,
-                "04_smc_decoding": 24}
+                "04_smc_decoding": 13}
 
 
 def available_notebooks() -> list[Path]:
