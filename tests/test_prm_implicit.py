@@ -111,17 +111,22 @@ def test_update_orders_on_two_minibatches(rollouts, trained_policy, char_tokeniz
 
 def test_update_reports_the_ranking_of_fresh_rollouts(rollouts, trained_policy, char_tokenizer):
     """The within-group AUROC that `update` reports is that of the summed log-ratios *before* the update,
-    group by group (brute force: score first with a copy, then rank by hand)."""
+    group by group (brute force: score first with a copy, then rank by hand). The labels call the
+    lower-scored response of each pair correct, so that ranking is 0 and the update, which learns
+    those labels, ranks differently afterwards: reading after the update could not pass."""
     from prmlab.metrics import auroc
 
     start = perturbed(trained_policy, 4, 0.02)
-    outcomes = torch.tensor([1.0, 0.0, 0.0, 1.0])
     probe = ImplicitPRM(start, trained_policy, char_tokenizer, beta=0.5, batch_size=4)
     totals = probe.token_rewards(rollouts).sum(1).double()
+    outcomes = torch.tensor([float(totals[g] < totals[g + 1]) for g in (0, 2) for _ in range(2)])
+    outcomes[1::2] = 1 - outcomes[0::2]
     want = np.mean([auroc(totals[g:g + 2].numpy(), outcomes[g:g + 2].numpy()) for g in (0, 2)])
-    _, stats = ImplicitPRM(start, trained_policy, char_tokenizer, beta=0.5, lr=1e-2, batch_size=4).update(rollouts, outcomes)
-    assert stats["implicit_prm/within_group_auroc"] == pytest.approx(want)
-    assert want in (0.0, 0.5, 1.0)  # two responses per group: each group's AUROC is 0 or 1
+    trained = ImplicitPRM(start, trained_policy, char_tokenizer, beta=0.5, lr=1e-2, batch_size=4)
+    _, stats = trained.update(rollouts, outcomes)
+    assert want == 0.0 and stats["implicit_prm/within_group_auroc"] == pytest.approx(want)
+    later = trained.token_rewards(rollouts).sum(1).double()
+    assert np.mean([auroc(later[g:g + 2].numpy(), outcomes[g:g + 2].numpy()) for g in (0, 2)]) > 0.0
 
 
 def test_defaults_are_the_published_recipe():

@@ -98,7 +98,7 @@ def prime(headline: dict) -> list[str]:
     out.append(f"PRIME's final accuracy is {gain:+.3f} against RLOO's{gspread}: a final gain {_held(gain > 0)} "
                "(the paper: +6.9 points).")
     fresh = h.get("headline/implicit_prm_rollout_auroc", float("nan"))
-    if fresh == fresh:  # not NaN
+    if not math.isnan(fresh):
         out.append(f"On the policy's fresh rollouts the implicit PRM ranks a prompt's responses with AUROC {fresh:.2f} "
                    "on average (0.5: chance), the signal its process credit adds to the outcome's.")
     return out

@@ -27,7 +27,7 @@ import torch
 from ..choices import check_choice
 from ..metrics import within_problem_auroc
 from ..rl.prime import implicit_prm_loss
-from ..rl.rollouts import Rollouts, pack, response_logprobs
+from ..rl.rollouts import Rollouts, batched_logprobs, pack, response_logprobs
 from .scorer import TextScorer
 
 UPDATE_ORDERS = ("after", "before")
@@ -57,25 +57,20 @@ class ImplicitPRM(TextScorer):
     # ---- token rewards on rollouts (RL) ----------------------------------------------------------
 
     def log_ratio(self, ro: Rollouts, grad: bool = False, ref: torch.Tensor | None = None) -> torch.Tensor:
-        """``log pi_phi - log pi_ref`` of every response token of ``ro`` (``[B, T]``, 0 on padding);
-        ``ref``: ``pi_ref``'s log-probs of those tokens if already known (it never changes)."""
+        """``log pi_phi - log pi_ref`` of every response token of ``ro`` (``[B, T]``, 0 on padding), in one
+        pass of ``pi_phi``; ``ref``: ``pi_ref``'s log-probs of those tokens if already known (it never changes)."""
         if ref is None:
-            with torch.no_grad():
-                ref = response_logprobs(self.ref, ro)
+            ref = batched_logprobs(self.ref, ro)
         with torch.set_grad_enabled(grad):
             logp = response_logprobs(self.model, ro)
             return logp - ref.to(logp.device)
 
-    def token_rewards(self, ro: Rollouts, ref: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """``r_t = beta * log-ratio`` of every response token of ``ro``, in chunks of ``batch_size`` rows
-        (``ref``: each chunk's reference log-probs, if known)."""
-        out = torch.zeros_like(ro.response_mask)
-        for j, a in enumerate(range(0, ro.batch_size, self.batch_size)):
-            rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
-            sub = ro.rows(rows)
-            q = self.log_ratio(sub, ref=None if ref is None else ref[j])
-            out[rows, : sub.response_mask.shape[1]] = self.beta * q.detach().cpu()
-        return out
+    def token_rewards(self, ro: Rollouts, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """``r_t = beta * log-ratio`` of every response token of ``ro`` (no gradient; length-bucketed passes,
+        `prmlab.rl.rollouts.batched_logprobs`); ``ref`` as in `log_ratio`."""
+        if ref is None:
+            ref = batched_logprobs(self.ref, ro)
+        return self.beta * (batched_logprobs(self.model, ro) - ref)
 
     def update(self, ro: Rollouts, outcomes: torch.Tensor, order: str = "before") -> tuple[torch.Tensor, dict]:
         """One pass of the online update over ``ro`` in minibatches of ``batch_size`` rows, and the token
@@ -94,14 +89,13 @@ class ImplicitPRM(TextScorer):
         """
         check_choice(order, UPDATE_ORDERS, "update order")
         rewards = torch.zeros_like(ro.response_mask)
-        losses, hits, totals, refs = [], 0, torch.zeros(ro.batch_size, dtype=torch.float64), []
+        losses, hits, totals = [], 0, torch.zeros(ro.batch_size, dtype=torch.float64)
+        ref = batched_logprobs(self.ref, ro)  # read once: the "before" re-score needs it again
         self.model.train()
         for a in range(0, ro.batch_size, self.batch_size):
             rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
             sub = ro.rows(rows)
-            with torch.no_grad():
-                refs.append(response_logprobs(self.ref, sub))
-            q = self.log_ratio(sub, grad=True, ref=refs[-1])
+            q = self.log_ratio(sub, grad=True, ref=ref[rows, : sub.response_mask.shape[1]])
             q_sum = (q * sub.response_mask.to(q.device)).sum(1)
             totals[rows] = q_sum.detach().double().cpu()
             loss = implicit_prm_loss(q_sum, outcomes[rows].to(q.device), self.beta)
@@ -113,7 +107,7 @@ class ImplicitPRM(TextScorer):
             rewards[rows, : sub.response_mask.shape[1]] = self.beta * q.detach().cpu()
         self.model.eval()
         if order == "before":
-            rewards = self.token_rewards(ro, refs)
+            rewards = self.token_rewards(ro, ref)
         k = ro.k
         ranking = (within_problem_auroc(totals.view(-1, k).numpy(), outcomes.view(-1, k).numpy())
                    if ro.batch_size % k == 0 else float("nan"))
@@ -148,7 +142,7 @@ class ImplicitPRM(TextScorer):
             ids, attn, plens, resp, mask = pack([c[0] for c in chunk], [c[1] for c in chunk], pad)
             ro = Rollouts([], 1, None, torch.zeros(len(chunk), dtype=torch.bool), None, ids, attn, plens, resp, mask,
                           torch.zeros_like(mask))
-            r = self.beta * self.log_ratio(ro)
+            r = self.token_rewards(ro)
             for i, (_, _, spans) in enumerate(chunk):
                 out.append(np.array([float(r[i, s:e].sum()) for s, e in spans], dtype=np.float64))
         return out
