@@ -44,7 +44,7 @@ def test_notebooks_lists_purpose_duration_and_latest_runs(mlflow_store, capsys):
     assert main(["notebooks"]) == 0  # a fresh store: no runs, and the store is not created by looking
     out = capsys.readouterr().out
     assert "00_policy_sft      The base policy (supervised fine-tuning)" in out
-    assert "tiny profile: about 5 min on 2 CPU cores" in out and "no runs yet" in out
+    assert "tiny profile: about 4 min on 2 CPU cores" in out and "no runs yet" in out
     assert tracking.local_store_path() is not None and not tracking.local_store_path().exists()
     run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
     run.finish("FAILED")
@@ -61,7 +61,7 @@ def test_params_shows_what_a_profile_changes(capsys):
     changed = {name(ln) for ln in lines if ln.startswith("* ")}
     assert changed == set(OVERLAYS["00_policy_sft"]["smoke"]) | {"profile"}
     sft = next(ln for ln in lines if name(ln) == "sft_steps")
-    assert sft.startswith("* ") and "= 25" in sft and "[smoke; default 1150]" in sft
+    assert sft.startswith("* ") and "= 25" in sft and "[smoke; default 2000]" in sft
     mistake = next(ln for ln in lines if name(ln) == "mistake_rate")
     assert mistake.startswith("  ") and "(in [0, 1])" in mistake
     assert main(["params", "00", "--profile", "huge"]) == 2

@@ -77,3 +77,53 @@ def test_genealogy_figure_marks_surviving_lineages(setup):
     steps = res.problems[0].smc.steps
     assert len(fig.data[2].x) == 4 * steps
     assert all(0 <= c <= 1 for c in fig.data[2].marker.color)
+
+
+def test_a_pool_scored_later_equals_a_pool_scored_at_once(setup, char_tokenizer):
+    from prmlab.decoding.search import score_pool
+    from prmlab.sampling import sample
+
+    task, prompts, scorer, make = setup
+    at_once = sample_pool(make(0), scorer, prompts, 4)
+    unscored = sample_pool(make(0), None, prompts, 4)
+    later = score_pool(unscored, scorer)
+    assert later.texts == at_once.texts and unscored.rewards is None
+    for a, b in zip(later.rewards, at_once.rewards):
+        assert all((x == y).all() for x, y in zip(a, b))
+    assert later.budget.tokens == at_once.budget.tokens == sample(make(0), prompts, 4).num_tokens
+    assert later.budget.prm_tokens == at_once.budget.prm_tokens > 0 and unscored.budget.prm_tokens == 0
+    assert later.budget.wall_time > unscored.budget.wall_time
+    with pytest.raises(ValueError, match="already scored"):
+        score_pool(later, scorer)
+    # the per-sample counts make a subpool's budget exact; without them it is recounted the same way
+    sub = subpool(later, 3, scorer, char_tokenizer)
+    recounted = subpool(type(later)(**{**vars(later), "tokens": None, "prm_tokens": None}), 3, scorer, char_tokenizer)
+    assert sub.budget.tokens == recounted.budget.tokens and sub.budget.prm_tokens == recounted.budget.prm_tokens
+    assert sub.budget.tokens == sum(int(t[:3].sum()) for t in later.tokens)
+
+
+def test_equal_budgets_and_curves_read_at_a_budget():
+    from prmlab.decoding.compare import EQUAL_TOKENS, equal_budget, value_at
+
+    assert EQUAL_TOKENS == 1.1
+    assert equal_budget(100, 110) and equal_budget(110, 100) and not equal_budget(100, 111)
+    curve = {10: 0.2, 100: 0.4, 1000: 0.5}
+    assert value_at(curve, 10) == 0.2 and value_at(curve, 100) == 0.4
+    assert value_at(curve, 10 ** 1.5) == pytest.approx(0.3)  # halfway in log budget
+    assert value_at(curve, 1) == 0.2 and value_at(curve, 10 ** 4) == 0.5  # the ends hold; never extrapolated
+    assert math.isnan(value_at({}, 5))
+
+
+def test_baseline_temperatures_parse_and_apply(setup):
+    from prmlab.decoding.compare import parse_temperatures, with_temperature
+
+    assert parse_temperatures(" 0.5,0.7 ,, 0.5") == [0.5, 0.7] and parse_temperatures("") == []
+    with pytest.raises(ValueError, match="must be > 0 \\(greedy decoding always runs\\), got 0"):
+        parse_temperatures("0.5,0")
+    with pytest.raises(ValueError, match="'hot' is not a number"):
+        parse_temperatures("hot")
+    task, prompts, scorer, make = setup
+    base = make(3)
+    cold = with_temperature(base, 0.5)
+    assert cold.config.temperature == 0.5 and cold.config.seed == 3 and base.config.temperature == 1.0
+    assert cold.model is base.model and cold.config.max_new_tokens == base.config.max_new_tokens

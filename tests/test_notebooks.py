@@ -93,9 +93,10 @@ def logged(run, path=None) -> set[str]:
 def test_00_policy_sft(module_store, tmp_path):
     run, nb = smoke("00", tmp_path)
     p, m = run.data.params, run.data.metrics
-    assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.2"  # profile value, and an untouched default
+    assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.1"  # profile value, and an untouched default
+    assert p["misconceptions"] == "no-carry"
     for key in ("eval/pass_at_1", "eval/pass_at_8", "perf/train_seconds", "train/loss", "model/parameters",
-                "eval/first_error/none"):
+                "eval/first_error/none", "eval/greedy_accuracy", "selfcert/likelihood_within_auroc"):
         assert key in m, key
     assert len(tracking.client().get_metric_history(run.info.run_id, "eval/pass_at_k")) == 8  # one point per k
     assert {"notebook", "policy", "figures", "error_taxonomy.json"} <= logged(run)
@@ -112,7 +113,8 @@ def test_01_prm_training(module_store, tmp_path):
     assert run.data.tags["prmlab.policy_run"] == tracking.latest_run("00_policy_sft", "smoke").info.run_id
     # (AUROC and ProcessBench F1 can be undefined on a smoke run's handful of one-class samples)
     for key in ("label/agreement", "eval/PRM-oracle/step_accuracy", "headline/prm_best_of_n",
-                "headline/majority", "train/PRM-mc-hard/loss", "real/oracle/n4"):
+                "headline/majority", "train/PRM-mc-hard/loss", "real/oracle/n4", "eval/likelihood/step_accuracy",
+                "eval/untrained/step_accuracy", "headline/greedy", "backbone/train/loss"):
         assert key in m, key
     assert {"prm", "prm_oracle", "prm_mc_soft", "orm", "label_quality.json", "real_text_study.json"} <= logged(run)
     assert {"figures/best_of_n.html", "figures/label_quality_vs_cost.html", "figures/best_of_n_picks.html"} <= logged(
@@ -199,8 +201,18 @@ def test_04_smc_decoding(module_store, tmp_path):
     assert {"figures/accuracy_vs_n.html", "figures/accuracy_vs_tokens.html", "figures/genealogy.html",
             "figures/best_of_n_picks.html"} <= figs
     assert "comparison_rows.json" in logged(run)
+    # the baselines: the likelihood scorer, greedy decoding, sampling at lower temperatures
+    for key in ("acc/smc/likelihood", "acc/best_of_n/likelihood", "acc/greedy", "tokens/greedy", "acc/majority_t0.5",
+                "acc/majority_t0.7", "acc/best_of_n_t0.5/prm", "tokens/best_of_n_t0.7/prm", "headline/acc/greedy",
+                "headline/prm/best_search_minus_greedy", "headline/likelihood/worth_its_tokens",
+                "headline/oracle/best_search_minus_best_sampling_at_tokens"):
+        assert key in m, key
+    assert "acc/beam_search/likelihood" not in m and "acc/best_of_n_t0.5/oracle" not in m
     assert static_views(nb)[0] == 6
-    assert printed(nb).count("The headline (SMC needs fewer solutions than best-of-N and beam search)") == 2
+    out = printed(nb)
+    assert out.count("the headline (SMC needs fewer solutions than best-of-N and beam search)") == 2  # prm, oracle
+    assert out.count("the headline (SMC needs fewer solutions than best-of-N)") == 1  # likelihood: no beam search
+    assert out.count("worth its tokens") == 3
 
 
 PAPER_SMALL = {

@@ -2,8 +2,11 @@
 
 Each runs a notebook exactly as a user would (`prmlab run NN`, tiny profile) into one temporary MLflow
 store shared by the module (01 uses the policy of 00, 04 the PRM of 01) and checks the numbers the
-issues ask for. Headlines that the tiny profile does not reproduce are kept as strict xfails: they
-document the negative result, and they fail loudly the day they start to hold (update the README then).
+issues ask for. Headlines that the tiny profile does not reproduce are kept as strict xfails that expect an
+AssertionError (a renamed metric's KeyError fails them): they document the negative result with the measured
+numbers, and they fail loudly the day they start to hold (update the README then). Thresholds are the
+papers' claims or targets set in the issues, not a margin under one seed's measurement; a difference between
+RL arms holds only beyond two standard errors over at least three seeds (`prmlab.headlines.holds`).
 """
 
 import os
@@ -13,6 +16,7 @@ import sys
 import pytest
 
 from prmlab import tracking
+from prmlab.headlines import holds
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +29,8 @@ def run_notebook(number: str, *args: str) -> str:
 
 
 _runs: dict[str, str] = {}
-# The RL headlines are judged on two seeds (the notebooks' tiny default runs one).
-ARGS = {"02": ("-p", "repetitions", "2"), "03": ("-p", "repetitions", "2")}
+# The RL headlines are judged on three seeds, the fewest a claim needs (the notebooks' tiny default runs one).
+ARGS = {"02": ("-p", "repetitions", "3"), "03": ("-p", "repetitions", "3")}
 
 
 def finished_run(number: str) -> str:
@@ -55,11 +59,24 @@ def _store(module_store):
 
 
 def test_00_base_policy_targets():
-    """SFT trains in at most 3 minutes; pass@1 in [35%, 75%]; pass@16 at least 90%."""
+    """SFT stays within the notebook's budget (2000 steps: 171 s on 2 idle cores; 5 minutes allow for
+    the machine's swings); pass@1 in [35%, 75%]; pass@16 at least 90%."""
     m = metrics_of("00")
-    assert m["perf/train_seconds"] <= 180, m["perf/train_seconds"]
+    assert m["perf/train_seconds"] <= 300, m["perf/train_seconds"]
     assert 0.35 <= m["eval/pass_at_1"] <= 0.75, m["eval/pass_at_1"]
     assert m["eval/pass_at_16"] >= 0.90, m["eval/pass_at_16"]
+
+
+def test_00_the_policy_errs_confidently():
+    """The testbed's confident errors (issue 19's targets): greedy decoding at least 0.15 below pass@16,
+    at least 30% of the erring samples gave their first wrong token probability >= 0.5, and the policy's raw
+    likelihood ranks solutions within a problem at no more than 0.70 where a misconception applies.
+    (Seed 0 of 2026-12-02: greedy 0.575 against pass@16 0.982; 52% confident; 0.434.)"""
+    m = metrics_of("00")
+    assert m["eval/greedy_accuracy"] <= m["eval/pass_at_16"] - 0.15, m
+    assert m["selfcert/confident_share"] >= 0.30, m
+    assert m["selfcert/likelihood_within_auroc/misconception_problems"] <= 0.70, m
+    assert m["selfcert/confident_share/misconception"] > m["selfcert/confident_share/arithmetic"], m
 
 
 def test_01_monte_carlo_labels_against_the_oracle():
@@ -78,32 +95,61 @@ def test_01_monte_carlo_labels_against_the_oracle():
 
 
 def test_01_the_prm_ranks_solutions_within_a_problem():
-    """The PRM's targets on the eval split (200 problems x 64 samples): within-problem AUROC at least
-    0.85 for the oracle-labelled PRM and 0.80 for the Monte Carlo one; step AUROC of ok steps against
-    each kind of first error at least 0.85; best-of-16 above majority vote, PRM-weighted majority above
-    majority at 16 and 64, and the Monte Carlo PRM within 0.03 of the oracle one at best-of-16.
-    (Seed 0 of 2026-12-01: 0.898 / 0.900; kinds 0.956-1.0; best-of-16 0.827 against majority 0.709.)"""
+    """The PRM's targets on the eval split (200 problems x 64 samples; issue 19): within-problem AUROC at
+    least 0.85 overall and 0.80 where a misconception applies, each at least 0.10 above the policy's own
+    likelihood; step AUROC of ok steps against each kind of first error, misconceptions included, at least
+    0.85; best-of-16 at least 0.05 above majority vote, the likelihood's best-of-16 and greedy decoding;
+    PRM-weighted majority above majority at 16 and 64; the Monte Carlo PRM within 0.03 of the oracle one at
+    best-of-16 and within 0.05 of it in step AUROC ("Monte Carlo labels approach oracle labels").
+    (Seed 0 of 2026-12-02: 0.964 / 0.949 against 0.713 / 0.438; kinds 0.976-1.0; best-of-16 0.933 against
+    majority 0.646, likelihood 0.586, greedy 0.575.)"""
     m = metrics_of("01")
-    assert m["eval/PRM-oracle/within_problem_auroc"] >= 0.85, m
-    assert m["eval/PRM-mc-hard/within_problem_auroc"] >= 0.80, m
     for name in ("PRM-oracle", "PRM-mc-hard"):
-        for kind in ("arithmetic", "carry", "skipped", "extra"):
+        assert m[f"eval/{name}/within_problem_auroc"] >= 0.85, m
+        assert m[f"eval/{name}/within_problem_auroc/misconception_problems"] >= 0.80, m
+        for scope in ("within_problem_auroc", "within_problem_auroc/misconception_problems"):
+            assert m[f"eval/{name}/{scope}"] >= m[f"eval/likelihood/{scope}"] + 0.10, (name, scope, m)
+        for kind in ("arithmetic", "misconception", "carry", "skipped", "extra"):
             assert m[f"eval/{name}/step_auroc/{kind}"] >= 0.85, (name, kind, m)
-    assert m["headline/prm_best_of_n"] > m["headline/majority"], m
+    for rival in ("majority", "likelihood_best_of_n", "greedy"):
+        assert m["headline/prm_best_of_n"] >= m[f"headline/{rival}"] + 0.05, (rival, m)
     weighted, majority = history("01", "bon/PRM-mc-hard-weighted_majority/min"), history("01", "bon/majority_vote")
     assert weighted[16] > majority[16] and weighted[64] > majority[64], (weighted, majority)
     assert abs(m["headline/PRM-mc-hard_gap_to_oracle"]) <= 0.03, m
+    assert abs(m["eval/PRM-oracle/step_auroc"] - m["eval/PRM-mc-hard/step_auroc"]) <= 0.05, m
     assert m["label/tokens"] > 0 and m["perf/label_seconds"] > 0  # the labelling cost is reported
 
 
-def test_01_outcome_supervision_is_as_good_with_the_likelihood_readout():
-    """With the head readout a PRM ranked steps far better than an ORM of the same backbone (by more than
-    0.1 step AUROC, the check this one replaces); with the likelihood readout both read the backbone's
-    token likelihoods, so the ORM is about as good: the step labels add little on this task (0.984
-    against 0.988, seed 0 of 2026-12-01)."""
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced: the PRMs' clean backbone already ranks "
+                   "with its likelihood before any label (best-of-16 0.928 untrained against 0.933 trained, "
+                   "within-problem AUROC 0.961 against 0.964; seed 0 of 2026-12-02)")
+def test_01_the_step_labels_add_to_the_readout_before_training():
+    """Training on step labels lifts the PRM above its own readout before training by at least 0.05 at
+    best-of-16 (a verifier judged against the baselines that could embarrass it)."""
     m = metrics_of("01")
-    assert abs(m["eval/PRM-mc-hard/step_auroc"] - m["eval/ORM/step_auroc"]) <= 0.05, m
-    assert abs(m["eval/PRM-oracle/step_auroc"] - m["eval/PRM-mc-hard/step_auroc"]) <= 0.05, m
+    assert m["headline/prm_best_of_n"] >= m["headline/untrained_best_of_n"] + 0.05, m
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with the likelihood readout: PRM and ORM "
+                   "both read the clean backbone's token likelihoods, so the ORM ranks steps as well (step AUROC on "
+                   "misconception errors 0.981 against 0.973, pooled 0.99 against 0.99, seed 0 of 2026-12-02). On a dev "
+                   "split the head readout on a fine-tuned backbone separates them (misconceptions 0.862 against 0.619) "
+                   "but ranks solutions at only 0.68")
+def test_01_process_supervision_locates_misconceptions_better_than_outcome_supervision():
+    """The step-labelled PRM is above the ORM by at least 0.05 step AUROC on misconception errors (the
+    claim of process supervision: it locates the errors that outcome supervision does not)."""
+    m = metrics_of("01")
+    assert m["eval/PRM-mc-hard/step_auroc/misconception"] >= m["eval/ORM/step_auroc/misconception"] + 0.05, m
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with the likelihood readout: PRM and ORM "
+                   "both read the backbone's token likelihoods, so the ORM ranks steps as well (step AUROC 0.984 against "
+                   "0.988, seed 0 of 2026-12-01); with the head readout the PRM was ahead by more than 0.1")
+def test_01_process_supervision_beats_outcome_supervision_at_the_step_level():
+    """A PRM ranks steps far better than an ORM with the same backbone (the claim of process supervision:
+    it locates the errors that outcome supervision does not)."""
+    m = metrics_of("01")
+    assert m["eval/PRM-mc-hard/step_auroc"] >= m["eval/ORM/step_auroc"] + 0.1, m
 
 
 def test_04_particle_filtering_needs_fewer_solutions_than_best_of_n_with_an_exact_scorer():
@@ -121,12 +167,28 @@ def test_04_particle_filtering_needs_fewer_solutions_than_best_of_n_with_an_exac
 
 
 def test_04_methods_report_equal_budgets():
-    """Every method spends the same number of solutions per N, and tokens within 50% of best-of-N's."""
+    """At every N the search methods spend equal budgets: tokens within `compare.EQUAL_TOKENS` (1.1x) of
+    best-of-N's (`compare.equal_budget`). (Samples at lower temperatures may be shorter: the baselines are
+    compared at equal tokens on the accuracy-against-tokens curves, `study.versus_baselines`.)"""
+    from prmlab.decoding.compare import equal_budget
+
     bon = history("04", "tokens/best_of_n/oracle")
-    for m in ("smc", "beam_search", "dvts"):
-        tokens = history("04", f"tokens/{m}/oracle")
+    for m in ("smc/oracle", "beam_search/oracle", "dvts/oracle"):
+        tokens = history("04", f"tokens/{m}")
+        assert tokens, m
         for n, t in tokens.items():
-            assert 0.5 * bon[n] <= t <= 1.5 * bon[n], (m, n, t, bon[n])
+            assert equal_budget(t, bon[n]), (m, n, t, bon[n])
+
+
+def test_04_with_the_exact_scorer_the_best_search_method_beats_greedy_and_the_sampling_baselines():
+    """With the exact step oracle, the best search method at N = 64 is ahead of greedy decoding and of the
+    best sampling baseline (majority vote at temperatures 1, 0.7, 0.5) at the same tokens, by at least
+    0.05 each (the tiny profile's two seeds cannot make it a claim: `headline/oracle/worth_its_tokens`
+    needs three)."""
+    m = metrics_of("04")
+    assert m["headline/oracle/best_search_minus_greedy"] >= 0.05, m
+    assert m["headline/oracle/best_search_minus_best_sampling_at_tokens"] >= 0.05, m
+    assert "headline/acc/greedy" in m and "headline/likelihood/best_search_minus_greedy" in m
 
 
 def test_04_with_the_trained_prm_smc_beats_best_of_n_at_small_n_and_majority_at_16():
@@ -137,7 +199,8 @@ def test_04_with_the_trained_prm_smc_beats_best_of_n_at_small_n_and_majority_at_
     assert smc[16] > majority[16], (smc, majority)
 
 
-@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: with 01's PRM, particle filtering levels off "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reproduced on the tiny profile: with 01's PRM, particle filtering levels off "
                    "at the PRM's own ceiling from N = 8 (seeds 0-1 of 2026-12-01: 0.83, 0.84, 0.83, 0.83 at N = 8..64) and "
                    "best-of-N catches up (0.78, 0.83, 0.85, 0.84); with the exact oracle as scorer SMC reaches 0.99-1.0")
 def test_04_with_the_trained_prm_smc_rises_up_to_64_and_beats_best_of_n_there():
@@ -155,70 +218,107 @@ def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
             for a in arms}
 
 
-def test_02_the_oracle_meters_see_no_hacking_with_a_prm_that_ranks():
-    """With 01's PRM (within-problem AUROC 0.90) no PRM arm is hacked in 40 steps: the share of steps the
-    oracle calls wrong falls with sum-form as with min-form (seed 0 of 2026-12-01: 0.23 to 0.21 and 0.20)
-    and with the oracle as the PRM. (The head-readout PRM of 0.56 was hacked: sum-form's wrong-step share
-    rose from 0.23 while its accuracy fell from 0.35 to 0.08.)"""
-    wrong = arm_histories("02", "oracle/wrong_step_share")
-    for seed in (0, 1):
-        for arm in ("prm-sum", "prm-min", "oracle-min"):
-            w = wrong[f"{arm}-seed{seed}"]
-            assert w[max(w)] <= w[0] + 0.02, (arm, seed, w)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with a PRM that ranks: with 01's PRM "
+                   "(within-problem AUROC 0.90) the share of steps the oracle calls wrong fell with sum-form as with "
+                   "min-form (seed 0 of 2026-12-01: 0.23 to 0.21 and 0.20) and with the oracle as the PRM; the "
+                   "head-readout PRM of 0.56 was hacked (sum-form's wrong-step share rose from 0.23 while its accuracy "
+                   "fell from 0.35 to 0.08)")
+def test_02_the_oracle_meters_see_the_hacking():
+    """Sum-form credit on the trained PRM is hacked, and the meters show how: the share of steps the oracle
+    calls wrong rises while the PRM's mean reward rises too; with the oracle as the PRM (no PRM error to
+    exploit) the wrong-step share does not rise. The rises are judged by the two-standard-error rule over
+    the seeds (`headline/<arm>/wrong_step_rise`: the last 5 RL steps against the first 5), where the check
+    before the likelihood readout asked for more than +0.1 on each seed."""
+    m = metrics_of("02")
+    seeds = m["headline/seeds"]
+    assert holds(m["headline/prm-sum/wrong_step_rise"], m["headline/prm-sum/wrong_step_rise_se"], seeds), m
+    prm = arm_histories("02", "reward/prm_mean")
+    for seed in range(int(seeds)):
+        p = prm[f"prm-sum-seed{seed}"]
+        assert p[max(p)] > p[0], (seed, p)
+    assert not holds(m["headline/oracle-min/wrong_step_rise"], m["headline/oracle-min/wrong_step_rise_se"], seeds), m
 
 
-@pytest.mark.xfail(strict=True, reason="not reproduced with a PRM that ranks: seed 0 of 2026-12-01, sum-form went from "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reproduced with a PRM that ranks: seed 0 of 2026-12-01, sum-form went from "
                    "0.35 to 0.47 in 40 steps (verifiable-only 0.47, min-form 0.51); it collapsed (to 0.08) only with the "
                    "head-readout PRM that could not rank solutions of one problem")
 def test_02_headline_sum_form_collapses():
+    """Sum-form on 01's PRM ends below its start, and its wrong-step share rises, beyond noise over three seeds."""
     m = metrics_of("02")
     assert m["headline/sum_form_collapses"] == 1.0, m
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with a PRM that ranks: the claim is read "
+                   "against sum-form's course, and sum-form did not collapse (seed 0 of 2026-12-01: 0.35 to 0.47, its "
+                   "wrong-step share 0.23 to 0.21; min-form 0.35 to 0.51, 0.20), so min-form shows no stability that "
+                   "sum-form lacks")
 def test_02_headline_min_form_trains_stably():
-    """Min-form on 01's PRM does not fall (seed 0 of 2026-12-01: 0.35 to 0.51)."""
+    """Min-form trains stably where sum-form does not (PURE): sum-form falls further from its best and gains
+    more wrong steps than min-form, beyond noise over three seeds, and min-form does neither."""
     m = metrics_of("02")
     assert m["headline/min_form_stable"] == 1.0, m
 
 
-@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: min-form + 10% verifiable ends below min-form "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reproduced on the tiny profile: min-form + 10% verifiable ends below min-form "
                    "alone (seed 0 of 2026-12-01: 0.48 against 0.51; verifiable-only 0.47); one seed of 100 eval problems x 4 "
                    "samples has a standard error of about 0.025, so these arms are not told apart")
 def test_02_headline_min_form_with_verifiable_rewards_is_the_best_arm():
+    """Min-form + 10% verifiable ends above every other non-oracle arm beyond noise over three seeds, and its
+    greedy accuracy rises too."""
     m = metrics_of("02")
     assert m["headline/min_vr_best"] == 1.0, m
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced beyond noise: seed 0 of 2026-12-01, "
+                   "min-form reached the verifiable arm's final accuracy at step 30 against 40, but the arms ended at "
+                   "0.51 and 0.47 where one seed of 100 eval problems x 4 samples has a standard error of about 0.025; "
+                   "and greedy accuracy fell in every arm (0.84 at the start, 0.69-0.79 at step 40), so min-form does "
+                   "not count as improving the policy")
 def test_02_headline_min_form_reaches_verifiable_accuracy_in_fewer_steps():
-    """Min-form reaches the verifiable arm's final accuracy before that arm does (seed 0 of 2026-12-01:
-    step 30 against 40)."""
+    """Min-form reaches the verifiable arm's final accuracy in fewer RL steps than that arm, on every seed
+    and beyond noise over three seeds, and its greedy accuracy rises too."""
     m = metrics_of("02")
     assert m["headline/min_form_faster"] == 1.0, m
 
 
-@pytest.mark.xfail(strict=True, reason="not reproduced on the tiny profile: seeds 0-1 of 2026-12-01 (prm_lr 1e-3, update "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reproduced on the tiny profile: seeds 0-1 of 2026-12-01 (prm_lr 1e-3, update "
                    "'before'), outcome-only RLOO went from 0.35/0.40 to 0.48/0.52 in 40 steps; PRIME ended at 0.51/0.51, "
                    "reaching RLOO's final accuracy with as many rollouts on seed 0 and never on seed 1 (mean ratio 0.5). "
                    "On the policy's fresh rollouts its implicit PRM ranks a prompt's responses at AUROC 0.56 on average: "
                    "little signal beyond the outcome's. At the paper's ratio of learning rates (2e-4) the policy exploited "
                    "it (AUROC below 0.5) and PRIME ended below RLOO (0.44 against 0.48)")
 def test_03_headline_prime_learns_faster_than_outcome_rloo():
-    """PRIME reaches outcome-only RLOO's final accuracy with fewer rollouts, on average over two seeds."""
+    """PRIME reaches outcome-only RLOO's final accuracy with fewer rollouts, on every seed and beyond noise
+    over three seeds, and its greedy accuracy rises too (the paper: 2.5x sample efficiency)."""
     m = metrics_of("03")
-    assert m["headline/sample_efficiency"] > 1.0, m
+    assert m["headline/prime_faster"] == 1.0, m
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced on the tiny profile: seeds 0-1 of "
+                   "2026-12-01, PRIME's final accuracy was +0.012 against RLOO's (seeds -0.005 to +0.030), within noise")
+def test_03_headline_prime_ends_above_outcome_rloo():
+    """PRIME's final accuracy is above outcome-only RLOO's beyond noise over three seeds, and its greedy
+    accuracy rises too (the paper: +6.9 points)."""
+    m = metrics_of("03")
+    assert m["headline/final_gain_holds"] == 1.0, m
 
 
 def test_03_prime_is_not_worse_than_outcome_rloo():
     """What does hold (seeds 0-1 of 2026-12-01: final gain +0.012, seeds -0.005 to +0.030): PRIME's dense
-    rewards do not cost accuracy, and its implicit PRM ranks the policy's fresh rollouts above chance
-    (within-group AUROC 0.56 on average over the run) rather than being exploited."""
+    rewards do not cost accuracy (RLOO is not ahead beyond two standard errors), and its implicit PRM ranks
+    the policy's fresh rollouts above chance (within-group AUROC 0.56 on average over the run) rather than
+    being exploited."""
     m = metrics_of("03")
-    assert m["headline/final_gain"] >= -0.03, m
+    assert not holds(-m["headline/final_gain"], m["headline/final_gain_se"], m["headline/seeds"]), m
     assert m["headline/implicit_prm_rollout_auroc"] > 0.5, m
 
 
 def test_03_the_implicit_prm_learns_to_rank_solutions():
-    """Trained from outcomes only, the implicit PRM ranks solutions of one problem better than chance
-    (seed 0 of 2026-12-01: within-problem AUROC 0.59 on the SFT policy's pool; 01's PRM: 0.89)."""
+    """Trained from outcomes only, the implicit PRM ranks solutions of one problem better than chance (0.5;
+    the PRIME paper gives no figure for it) (seed 0 of 2026-12-01: within-problem AUROC 0.59 on the SFT
+    policy's pool; 01's PRM: 0.89)."""
     m = metrics_of("03")
-    assert m["eval/implicit_prm/within_problem_auroc"] > 0.55, m
+    assert m["eval/implicit_prm/within_problem_auroc"] > 0.5, m

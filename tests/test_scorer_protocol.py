@@ -12,6 +12,7 @@ from transformers import (LlamaConfig, LlamaForTokenClassification, MistralConfi
 
 from prmlab.models import build_char_tokenizer
 from prmlab.prm.adapters import MathShepherdScorer, QwenPRMScorer, TokenClassificationScorer
+from prmlab.prm.likelihood import likelihood_scorer
 from prmlab.prm.model import CachedPRMScorer, PRMConfig, ProcessRewardModel
 from prmlab.prm.oracle import OracleScorer
 from prmlab.prm.scorer import (IncrementalScorer, PrefixScorer, RescoringScorer, StepScorer, TextScorer, TextState,
@@ -67,13 +68,14 @@ def adapters():
 
 
 @pytest.fixture(scope="module")
-def scorers(task, prm, likelihood_prm, adapters, char_tokenizer):
+def scorers(task, prm, likelihood_prm, adapters, tiny_policy, char_tokenizer):
     """Every scorer of the library, by name."""
     return {
         "prm": prm,
         "cached-prm": CachedPRMScorer(prm),
         "likelihood-prm": likelihood_prm,
         "cached-likelihood-prm": CachedPRMScorer(likelihood_prm),
+        "cached-likelihood": likelihood_scorer(tiny_policy, char_tokenizer),  # the untrained baseline of 01, 02, 04
         "rescoring-prm": RescoringScorer(prm),
         "prefix-prm": PrefixScorer(prm),
         "oracle": OracleScorer(task, task.eval, eps=0.1, tokenizer=char_tokenizer),
@@ -81,8 +83,8 @@ def scorers(task, prm, likelihood_prm, adapters, char_tokenizer):
     }
 
 
-INCREMENTAL = ("cached-prm", "cached-likelihood-prm", "rescoring-prm", "prefix-prm", "oracle", "math-shepherd", "qwen-prm",
-               "token-classification")
+INCREMENTAL = ("cached-prm", "cached-likelihood-prm", "cached-likelihood", "rescoring-prm", "prefix-prm", "oracle",
+               "math-shepherd", "qwen-prm", "token-classification")
 
 
 def solutions(task):
@@ -145,7 +147,7 @@ def test_incremental_rewards_equal_batch_scores_through_select(scorers, task, na
     assert state.tokens_scored > 0
 
 
-@pytest.mark.parametrize("name", ["cached-prm", "cached-likelihood-prm", "oracle", "qwen-prm"])
+@pytest.mark.parametrize("name", ["cached-prm", "cached-likelihood-prm", "cached-likelihood", "oracle", "qwen-prm"])
 def test_select_in_place_equals_select(scorers, task, name):
     scorer = scorers[name]
     prompts, steps = solutions(task)

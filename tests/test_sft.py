@@ -89,5 +89,5 @@ def test_sft_on_real_data_trains_on_the_chat_templated_prompt_that_sampling_uses
         ids, mask, labels = encode_batch(tok, [(prompt, solution)])
         prompt_ids = sampler.encode([prompt])[0]
         assert ids[0, : len(prompt_ids)].tolist() == prompt_ids and (labels[0, : len(prompt_ids)] == -100).all()
-    with pytest.raises(ValueError, match="mistake_rate must be 0 on gsm8k"):
+    with pytest.raises(ValueError, match="mistake_rate and misconception_rate must be 0 on gsm8k"):
         train_sft(model, tok, task, SFTConfig(steps=1, mistake_rate=0.2), progress=False)

@@ -35,6 +35,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "policy": "Qwen/Qwen2.5-Math-1.5B-Instruct",
             "sft_steps": 0,
             "mistake_rate": 0.0,  # real data: SFT (sft_steps > 0) trains on reference solutions, no injected mistakes
+            "misconception_rate": 0.0,
             "n_eval": 500,
             "max_k": 64,
             "max_new_tokens": 512,
@@ -47,6 +48,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "chat_template": True,
             "sft_steps": 0,
             "mistake_rate": 0.0,
+            "misconception_rate": 0.0,
             "n_eval": 12,
             "max_k": 4,
             "temperature": 0.7,  # at 1.0 a 135M model mostly rambles
@@ -63,6 +65,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "mc_n": 2,
             "prm_steps": 4,
             "prm_batch": 8,
+            "clean_sft_steps": 20,
             "n_eval": 8,
             "bon_max_n": 4,
             "real_text_questions": 100,
@@ -73,6 +76,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "train_labels": "mc-hard,mc-soft",
             "lora": True,
             "lora_r": 16,
+            "prm_backbone": "policy",  # the published recipe: the PRM is fine-tuned from a pretrained LM
             "prm_readout": "head",  # the published convention: a head on the hidden state, backbone trained
             "prm_freeze_backbone": False,
             "n_label_problems": 800,
@@ -89,6 +93,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "label_source": "mc-hard",
             "train_labels": "mc-hard",
             "lora": True,
+            "prm_backbone": "policy",
             "prm_readout": "head",
             "prm_freeze_backbone": False,
             "n_label_problems": 6,
@@ -211,6 +216,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "sensitivity_n": 2,
             "tau_grid": "1",
             "temperature": 0.7,
+            "baseline_temperatures": "0.5",  # the policy samples at 0.7 here: one lower temperature
             "max_new_tokens": 128,
             "genealogy_particles": 4,
         },

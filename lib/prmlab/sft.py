@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .choices import check_choice
-from .tasks.arith import INJECTABLE_KINDS, solution_with_mistake
+from .tasks.arith import INJECTABLE_KINDS, misconception_applies, solution_with_misconceptions, solution_with_mistake
 
 
 @dataclass
@@ -38,13 +38,21 @@ class SFTConfig:
     decay_fraction: float = 0.3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    mistake_rate: float = 0.2  # share of training solutions with one injected mistake
+    mistake_rate: float = 0.2  # share of training solutions with one injected random slip
+    misconception_rate: float = 0.0  # share of training solutions written by a writer who holds the task's
+    # misconceptions (`tasks.arith.MISCONCEPTIONS`), among problems where one applies
     seed: int = 0
 
 
-def training_example(task, problem, rng: random.Random, mistake_rate: float) -> tuple[str, str]:
+def training_example(task, problem, rng: random.Random, mistake_rate: float,
+                     misconception_rate: float = 0.0) -> tuple[str, str]:
     """(prompt, solution) for one problem of ``task``: the prompt as sampling writes it (``task.prompt``),
-    and the reference solution, or one with a mistake of a random kind (arithmetic task only)."""
+    and the reference solution, or (arithmetic task only) with probability ``misconception_rate`` where
+    one of the task's misconceptions applies the solution of a writer who holds them (every step they
+    apply to follows the wrong rule), else with probability ``mistake_rate`` one random slip."""
+    rules = task.cfg.rules if misconception_rate > 0 else ()
+    if rules and misconception_applies(problem, rules) and rng.random() < misconception_rate:
+        return task.prompt(problem), solution_with_misconceptions(problem, rules)[0]
     if rng.random() < mistake_rate:
         text, _ = solution_with_mistake(problem, rng, rng.choice(INJECTABLE_KINDS))
         return task.prompt(problem), text
@@ -112,9 +120,11 @@ def train_sft(model, tokenizer, task, cfg: SFTConfig, log=None, progress: bool =
 
     if not task.train:
         raise ValueError("train_sft needs at least one training problem")
-    if cfg.mistake_rate > 0 and not task.has_oracle:
-        raise ValueError(f"mistake_rate must be 0 on {task.name}: mistakes are injected into the arithmetic "
-                         f"task's solutions only (got {cfg.mistake_rate})")
+    if (cfg.mistake_rate > 0 or cfg.misconception_rate > 0) and not task.has_oracle:
+        raise ValueError(f"mistake_rate and misconception_rate must be 0 on {task.name}: mistakes are injected "
+                         f"into the arithmetic task's solutions only (got {cfg.mistake_rate}, {cfg.misconception_rate})")
+    if cfg.misconception_rate > 0 and not task.cfg.rules:
+        raise ValueError("misconception_rate > 0 needs the task's misconceptions (e.g. misconceptions='no-carry')")
     rng = random.Random(f"sft-{cfg.seed}")
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
@@ -128,7 +138,8 @@ def train_sft(model, tokenizer, task, cfg: SFTConfig, log=None, progress: bool =
     bar = tqdm(range(cfg.steps), desc="sft", disable=not progress)
     for step in bar:
         bucket = buckets[rng.choices(sizes, weights)[0]]
-        pairs = [training_example(task, rng.choice(bucket), rng, cfg.mistake_rate) for _ in range(cfg.batch_size)]
+        pairs = [training_example(task, rng.choice(bucket), rng, cfg.mistake_rate, cfg.misconception_rate)
+                 for _ in range(cfg.batch_size)]
         ids, mask, labels = encode_batch(tokenizer, pairs, device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.decay_fraction)

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 KIND_COLORS = {
     "ok": "#2ca02c",
     "arithmetic": "#d62728",
+    "misconception": "#e377c2",
     "carry": "#ff7f0e",
     "skipped": "#9467bd",
     "extra": "#8c564b",
@@ -82,6 +83,19 @@ def taxonomy_figure(counts: Counter, title: str = "Error taxonomy (first error o
     kinds = [k for k in list(KIND_COLORS) + ["none"] if k in counts] + [k for k in counts if k not in KIND_COLORS and k != "none"]
     fig = go.Figure(go.Bar(x=kinds, y=[counts[k] for k in kinds], marker_color=[KIND_COLORS.get(k, "#1f77b4") for k in kinds]))
     fig.update_layout(title=title, xaxis_title="kind ('none': every step right)", yaxis_title="solutions", template="plotly_white")
+    return fig
+
+
+def first_error_probability_figure(records: list[dict], title: str = "How sure the policy was of its first wrong token") -> go.Figure:
+    """Histogram, per kind of first error, of the probability the policy gave the first wrong token of
+    each erring solution (`prmlab.self_certainty.first_error_probabilities`); right of 0.5: confident errors."""
+    fig = go.Figure()
+    for kind in [k for k in KIND_COLORS if any(r["kind"] == k for r in records)]:
+        fig.add_trace(go.Histogram(x=[r["prob"] for r in records if r["kind"] == kind], name=kind,
+                                   marker_color=KIND_COLORS[kind], xbins=dict(start=0, end=1, size=0.05)))
+    fig.add_vline(x=0.5, line_dash="dash", line_color="#555")
+    fig.update_layout(title=title, barmode="stack", xaxis_title="probability of the first wrong token under the policy",
+                      yaxis_title="erring solutions", template="plotly_white")
     return fig
 
 

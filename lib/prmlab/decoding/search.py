@@ -19,7 +19,7 @@ fresh random streams.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -43,22 +43,38 @@ class Pool:
     rewards: list[list[np.ndarray]] | None  # [problems][n] reward of each step; None without a scorer
     finished: list[np.ndarray]  # [problems] bool [n]: ended by EOS (False: token budget ran out)
     budget: Budget
+    tokens: list[np.ndarray] | None = None  # [problems] int [n]: tokens each sample generated (EOS included)
+    prm_tokens: list[np.ndarray] | None = None  # [problems] int [n]: tokens the scorer read for each sample
 
 
 def sample_pool(sampler, scorer, prompts: list[str], n: int, batch_size: int = 256, progress: bool = False) -> Pool:
     """``n`` samples per prompt from `prmlab.sampling.sample` (sample j of prompt i on stream ``i * n + j``),
-    then one scorer forward per solution (``scorer.score``; ``scorer=None`` skips scoring, enough for
-    `majority`)."""
+    then one scorer forward per solution (`score_pool`; ``scorer=None`` skips scoring, enough for
+    `majority`, and leaves a pool that any scorer can score later)."""
     t0 = time.perf_counter()
     s = sample(sampler, prompts, n, batch_size, progress)
-    rows = len(s.texts)
-    row_prompts = [prompts[r // n] for r in range(rows)]
+    wall = time.perf_counter() - t0
     per = lambda x: [x[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
-    rewards = None if scorer is None else per(scorer.score(row_prompts, s.steps))  # one forward per solution
+    tokens = [np.array(t) for t in per([len(ids) for ids in s.token_ids])]
+    pool = Pool(list(prompts), n, per(s.texts), per(s.steps), None, [np.array(f) for f in per(s.finished)],
+                Budget(len(s.texts), s.num_tokens, 0, wall), tokens=tokens)
+    return pool if scorer is None else score_pool(pool, scorer)
+
+
+def score_pool(pool: Pool, scorer) -> Pool:
+    """A pool sampled without a scorer, with every sample scored by ``scorer`` (``scorer.score``: one
+    forward per solution); its budget adds the scorer's wall time and the tokens it read. Several
+    scorers can score one sampled pool: each gets the same samples."""
+    if pool.rewards is not None:
+        raise ValueError("this pool is already scored; score the pool sample_pool(sampler, None, ...) returned")
+    t0 = time.perf_counter()
+    rewards = scorer.score([p for p in pool.prompts for _ in range(pool.n)], [st for row in pool.steps for st in row])
     wall = time.perf_counter() - t0  # the token count below re-encodes: bookkeeping, not the method's cost
-    prm_tokens = 0 if scorer is None else sum(scorer.count_tokens(p, st) for p, st in zip(row_prompts, s.steps))
-    budget = Budget(rows, s.num_tokens, prm_tokens, wall)
-    return Pool(list(prompts), n, per(s.texts), per(s.steps), rewards, [np.array(f) for f in per(s.finished)], budget)
+    prm_tokens = [np.array([scorer.count_tokens(p, st) for st in row]) for p, row in zip(pool.prompts, pool.steps)]
+    b = pool.budget
+    budget = Budget(b.solutions, b.tokens, int(sum(x.sum() for x in prm_tokens)), b.wall_time + wall)
+    per = [list(rewards[i * pool.n : (i + 1) * pool.n]) for i in range(len(pool.prompts))]
+    return replace(pool, rewards=per, prm_tokens=prm_tokens, budget=budget)
 
 
 def _rerank(pool: Pool, method: str, weights: list[np.ndarray], how: str, answer_fn, params: dict) -> DecodeResult:

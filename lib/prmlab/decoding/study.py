@@ -2,8 +2,9 @@
 equal budgets, the metrics it is logged as, the budget each method needs to reach a target accuracy,
 and SMC's sensitivity to its temperature and resampling scheme.
 
-Curves are named ``<method> [<scorer>]`` (majority vote, which needs no scorer: ``majority``) and logged
-as ``<measure>/<method>/<scorer>``: ``acc/smc/prm``, ``tokens/beam_search/oracle``, ``acc/majority``.
+Curves are named ``<method> [<scorer>]`` (the methods that need no scorer: ``majority``, ``greedy``,
+``majority_t0.5``, ...) and logged as ``<measure>/<method>/<scorer>``: ``acc/smc/prm``,
+``tokens/beam_search/oracle``, ``acc/majority``, ``acc/greedy``, ``acc/best_of_n_t0.5/prm``.
 """
 
 from __future__ import annotations
@@ -12,26 +13,33 @@ from dataclasses import replace
 
 import numpy as np
 
-from .compare import METHODS, budget_to_reach, compare_methods, summarize
+from ..choices import check_choice
+from ..prm.likelihood import LIKELIHOOD
+from .compare import METHODS, budget_to_reach, compare_baselines, compare_methods, summarize, value_at
 from .particle_filter import smc_decode
 from .resampling import RESAMPLING_SCHEMES
 from .smc import SMCConfig
 
 ORACLE = "oracle"  # the scorer name of the exact step oracle (a perfect PRM)
 IMPLICIT = "implicit"  # the scorer name of PRIME's implicit PRM (notebook 03)
+POLICY = "policy"  # the source of the likelihood scorer: the policy itself (its run: tag prmlab.policy_run)
 BUDGET_MEASURES = ("tokens", "prm_tokens", "wall_time")
 BASELINES = ("best_of_n", "beam_search")  # what SMC's scaling advantage is measured against
+SEARCH_METHODS = ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority")  # the methods that use a scorer
 
 
 def load_step_scorers(spec: str, task, problems: list, tokenizer, profile: str | None = None,
-                      prm_run_id: str | None = None) -> tuple[dict, dict]:
+                      prm_run_id: str | None = None, *, policy=None) -> tuple[dict, dict]:
     """The step scorers named in ``spec`` (comma-separated): ``oracle`` (the exact step oracle of the
-    task; it needs one), ``implicit`` (PRIME's implicit PRM from the latest finished run of notebook 03
-    of ``profile``) or PRM artifacts of notebook 01 (``prm``, ``prm_oracle``, ...), loaded from its
-    latest finished run of ``profile`` or from the run ``prm_run_id``.
+    task; it needs one), ``likelihood`` (the policy's own running-minimum token log-prob, untrained:
+    `prmlab.prm.likelihood`; it needs ``policy``), ``implicit`` (PRIME's implicit PRM from the latest
+    finished run of notebook 03 of ``profile``) or PRM artifacts of notebook 01 (``prm``, ``prm_oracle``,
+    ...), loaded from its latest finished run of ``profile`` or from the run ``prm_run_id``.
 
-    Returns ``(scorers, sources)``: name -> scorer, and name -> the run id it came from ('oracle')."""
+    Returns ``(scorers, sources)``: name -> scorer, and name -> the run id it came from ('oracle';
+    'policy' for the likelihood)."""
     from .. import artifacts
+    from ..prm.likelihood import likelihood_scorer
     from ..prm.model import CachedPRMScorer
     from ..prm.oracle import OracleScorer
 
@@ -41,6 +49,12 @@ def load_step_scorers(spec: str, task, problems: list, tokenizer, profile: str |
             if not task.has_oracle:
                 raise ValueError(f"the 'oracle' scorer needs a task with a step oracle; {task.name} has none")
             scorers[name], sources[name] = OracleScorer(task, problems, eps=1e-3, tokenizer=tokenizer), ORACLE
+        elif name == LIKELIHOOD:  # the policy's own likelihood: the baseline every PRM must beat
+            if policy is None:
+                raise ValueError("the 'likelihood' scorer reads the policy's own token log-probs: pass policy= "
+                                 "(the policy being searched or trained) to load_step_scorers")
+            separator = getattr(task, "step_delimiter", "\n")
+            scorers[name], sources[name] = likelihood_scorer(policy, tokenizer, separator), POLICY
         elif name == IMPLICIT:  # PRIME's implicit PRM, trained online by notebook 03
             implicit, _, implicit_run = artifacts.load_model("03_prime_implicit", "implicit_prm", kind="implicit_prm",
                                                              profile=profile)
@@ -49,38 +63,66 @@ def load_step_scorers(spec: str, task, problems: list, tokenizer, profile: str |
             prm, _, prm_run = artifacts.load_model("01_prm_training", name, kind="prm", profile=profile, run_id=prm_run_id)
             scorers[name], sources[name] = CachedPRMScorer(prm), prm_run.info.run_id
     if not scorers:
-        raise ValueError("scorers is empty; name at least one PRM artifact of notebook 01 or 'oracle'")
+        raise ValueError(f"scorers is empty; name at least one of {ORACLE}, {LIKELIHOOD}, {IMPLICIT} or a PRM "
+                         "artifact of notebook 01 (prm, prm_oracle, ...)")
     return scorers, sources
 
 
 def scorer_tags(policy_run_id: str, sources: dict) -> dict:
     """Run tags saying where the policy and every scorer came from (``prmlab.prm_run``: the first PRM's run)."""
     return {"prmlab.policy_run": policy_run_id, **{f"prmlab.scorer.{k}": v for k, v in sources.items()},
-            "prmlab.prm_run": next((v for v in sources.values() if v != ORACLE), ORACLE)}
+            "prmlab.prm_run": next((v for v in sources.values() if v not in (ORACLE, POLICY)), ORACLE)}
+
+
+def no_scorer(method: str) -> bool:
+    """Whether a method's curve is named without a scorer: majority vote at any temperature, greedy."""
+    return method in ("majority", "greedy") or method.startswith("majority_t")
 
 
 def compare_scorers(make_sampler, scorers: dict, prompts: list[str], references: list, ns: list[int], seeds: list[int],
-                    progress: bool = True, **options) -> tuple[list[dict], dict]:
+                    progress: bool = True, methods: dict | None = None, baseline_temperatures=None,
+                    **options) -> tuple[list[dict], dict]:
     """`compare_methods` once per scorer (majority vote only with the first: it ignores the scorer);
-    ``options`` go to it (answer_fn, m, aggregation, rerank_aggregation, smc_config).
+    ``options`` go to it (answer_fn, m, aggregation, rerank_aggregation, smc_config). The scorers share
+    each seed's pool of samples (best-of-N, weighted majority: the same samples, scored by each).
+
+    ``methods`` maps a scorer's name to the methods it runs with (a tuple or a comma-separated string
+    of `compare.METHODS`; default: all of them; entries for scorers not in ``scorers`` are ignored), e.g.
+    ``{"likelihood": "smc,best_of_n"}`` for a baseline scorer. With ``baseline_temperatures`` (a list of
+    temperatures, possibly empty) the baselines of `compare.compare_baselines` run too, best-of-N with the
+    first scorer: ``greedy``, ``majority_t<T>`` and ``best_of_n_t<T> [<first scorer>]``.
 
     Returns ``(rows, pools)``: every row with its ``method`` renamed ``<method> [<scorer>]`` and its
     ``scorer``; and per scorer the best-of-N result over all ``max(ns)`` samples of the first seed,
     whose problems hold every sample with the scorer's step rewards (to judge the scorer itself)."""
-    rows, pools = [], {}
+    rows, pools, samples = [], {}, {}
     for i, (name, scorer) in enumerate(scorers.items()):
-        methods = METHODS if i == 0 else tuple(m for m in METHODS if m != "majority")
+        spec = (methods or {}).get(name, METHODS)
+        chosen = tuple(x.strip() for x in spec.split(",") if x.strip()) if isinstance(spec, str) else tuple(spec)
+        for method in chosen:
+            check_choice(method, METHODS, f"method for scorer {name!r}")
+        chosen = chosen if i == 0 else tuple(m for m in chosen if m != "majority")
 
         def keep_pool(row, result, name=name):
             if row["method"] == "best_of_n" and row["n"] == max(ns) and row["seed"] == seeds[0]:
                 pools[name] = result
 
-        for r in compare_methods(make_sampler, scorer, prompts, references, ns, seeds, methods=methods,
-                                 progress=progress, on_result=keep_pool, **options):
-            r["scorer"] = "none" if r["method"] == "majority" else name
-            r["method"] = r["method"] if r["method"] == "majority" else f"{r['method']} [{name}]"
-            rows.append(r)
+        for r in compare_methods(make_sampler, scorer, prompts, references, ns, seeds, methods=chosen,
+                                 progress=progress, on_result=keep_pool, samples=samples, **options):
+            rows.append(_named(r, name))
+    if baseline_temperatures is not None:
+        name, scorer = next(iter(scorers.items()), (None, None))
+        keep = {k: v for k, v in options.items() if k in ("answer_fn", "rerank_aggregation")}
+        for r in compare_baselines(make_sampler, scorer, prompts, references, ns, seeds, list(baseline_temperatures),
+                                   progress=progress, **keep):
+            rows.append(_named(r, name))
     return rows, pools
+
+
+def _named(row: dict, scorer: str | None) -> dict:
+    if no_scorer(row["method"]):
+        return {**row, "scorer": "none"}
+    return {**row, "method": f"{row['method']} [{scorer}]", "scorer": scorer}
 
 
 def method_metric(method: str, measure: str = "acc") -> str:
@@ -106,16 +148,18 @@ def mean_curves(summary: dict[str, dict]) -> dict[str, dict]:
 
 def budget_to_reach_table(means: dict[str, dict], scorer: str, max_n: int) -> tuple[list[tuple[dict, int]], list[dict]]:
     """With ``scorer``: for the targets 90% and 100% of best-of-N's best accuracy, the budget N each
-    method needs (`budget_to_reach`: interpolated in log N; inf: never within ``max_n``) and SMC's
-    advantage over each baseline (the baseline's N over SMC's; ``max_n`` over SMC's N when the baseline
-    never gets there).
+    method needs (`budget_to_reach`: interpolated in log N; inf: never within ``max_n``; the methods
+    without a scorer too: majority at every temperature, greedy, which reaches a target with N = 1 or
+    never) and SMC's advantage over each baseline (the baseline's N over SMC's; ``max_n`` over SMC's N
+    when the baseline never gets there). Empty when best-of-N or SMC did not run with ``scorer``.
 
     Returns ``(metrics, rows)``: ``(metrics, step)`` pairs ``headline/<scorer>/n_to_reach/<method>`` and
     ``headline/<scorer>/smc_advantage_vs_<baseline>`` with step = round(100 * target), and one table
     row per target."""
     mine = {m.split(" [")[0]: c for m, c in means.items() if m.endswith(f"[{scorer}]")}
-    if "majority" in means:
-        mine["majority"] = means["majority"]
+    if "best_of_n" not in mine or "smc" not in mine:
+        return [], []
+    mine |= {m: c for m, c in means.items() if no_scorer(m)}
     best_bon = max(mine["best_of_n"].values())
     metrics, rows = [], []
     for target in sorted({round(best_bon * f, 3) for f in (0.9, 1.0)}):
@@ -136,6 +180,92 @@ def accuracy_at(means: dict[str, dict], n: int) -> dict:
     return {method_metric(m, "headline/acc_at_max_n"): c[n] for m, c in means.items() if c.get(n) is not None}
 
 
+def _per_seed(rows: list[dict], method: str) -> dict[int, dict[int, dict]]:
+    """seed -> N -> row of the curve ``method``."""
+    out: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        if r["method"] == method:
+            out.setdefault(r["seed"], {})[r["n"]] = r
+    return out
+
+
+def _versus(mine: dict[int, float], theirs: dict[int, float], **extra) -> dict:
+    """The paired difference of two per-seed values (mean, standard error, seeds) and its verdict
+    (`prmlab.headlines.holds`: beyond two standard errors over at least three seeds)."""
+    from ..headlines import holds
+
+    seeds = sorted(set(mine) & set(theirs))
+    d = np.array([mine[s] - theirs[s] for s in seeds])
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    diff = float(d.mean())
+    return {"acc": float(np.mean([theirs[s] for s in seeds])), "diff": diff, "se": se, "seeds": len(seeds),
+            "beats": holds(diff, se, len(seeds)), **extra}
+
+
+def versus_baselines(rows: list[dict], scorer: str, max_n: int) -> dict | None:
+    """Is the best search method with ``scorer`` worth its tokens? The search method (`SEARCH_METHODS`)
+    with the highest mean accuracy at N = ``max_n``, against greedy decoding and the best sampling
+    baseline (majority vote at every temperature; best-of-N with ``scorer`` at the lower temperatures,
+    where it ran) at the same N and at the same tokens: each baseline's accuracy-against-tokens curve of
+    the same seed read at the tokens the search method spent (`compare.value_at`: interpolated in log
+    tokens; ``covered`` is False where the search method spent more than `compare.EQUAL_TOKENS` times the
+    baseline's largest budget, which then stands at its largest N). Greedy spends what it spends (one
+    solution per problem): it is compared as it is. Differences are paired by seed; ``beats``: beyond
+    two standard errors over at least three seeds (`prmlab.headlines.holds`). ``worth``: it beats greedy
+    and the best sampling baseline at equal tokens. None without a search method at ``max_n`` or a
+    greedy row."""
+    from .compare import EQUAL_TOKENS
+
+    search = {m: c for m in (f"{x} [{scorer}]" for x in SEARCH_METHODS) if (c := _per_seed(rows, m))
+              and all(max_n in by_n for by_n in c.values())}
+    greedy = _per_seed(rows, "greedy")
+    if not search or not greedy:
+        return None
+    best = max(search, key=lambda m: np.mean([by_n[max_n]["accuracy"] for by_n in search[m].values()]))
+    acc = {s: by_n[max_n]["accuracy"] for s, by_n in search[best].items()}
+    tokens = {s: by_n[max_n]["tokens"] for s, by_n in search[best].items()}
+    out = {"scorer": scorer, "n": max_n, "method": best, "seeds": len(acc), "acc": float(np.mean(list(acc.values()))),
+           "tokens": float(np.mean(list(tokens.values())))}
+    out["greedy"] = _versus(acc, {s: g[1]["accuracy"] for s, g in greedy.items()}, method="greedy",
+                            tokens=float(np.mean([g[1]["tokens"] for g in greedy.values()])))
+    names = dict.fromkeys(r["method"] for r in rows)
+    sampling = [m for m in names if (no_scorer(m) and m != "greedy")
+                or (m.startswith("best_of_n_t") and m.endswith(f" [{scorer}]"))]
+    at_n, at_tokens = [], []
+    for m in sampling:
+        curves = _per_seed(rows, m)
+        if all(max_n in by_n for by_n in curves.values()):
+            at_n.append(_versus(acc, {s: by_n[max_n]["accuracy"] for s, by_n in curves.items()}, method=m,
+                                tokens=float(np.mean([by_n[max_n]["tokens"] for by_n in curves.values()]))))
+        read = {s: value_at({r["tokens"]: r["accuracy"] for r in by_n.values()}, tokens[s])
+                for s, by_n in curves.items() if s in tokens}
+        covered = all(tokens[s] <= EQUAL_TOKENS * max(r["tokens"] for r in by_n.values())
+                      and min(r["tokens"] for r in by_n.values()) <= EQUAL_TOKENS * tokens[s]
+                      for s, by_n in curves.items() if s in tokens)
+        at_tokens.append(_versus(acc, read, method=m, tokens=out["tokens"], covered=covered))
+    out["at_n"] = max(at_n, key=lambda v: v["acc"]) if at_n else None
+    out["at_tokens"] = max(at_tokens, key=lambda v: v["acc"]) if at_tokens else None
+    out["worth"] = out["greedy"]["beats"] and (out["at_tokens"] is None or out["at_tokens"]["beats"])
+    return out
+
+
+def versus_metrics(versus: dict | None) -> dict:
+    """`versus_baselines` as metrics: ``headline/acc/greedy``, ``headline/tokens/greedy`` and, per scorer,
+    ``headline/<scorer>/best_search_acc``, ``.../best_search_tokens``, ``.../best_search_minus_greedy``,
+    ``.../best_search_minus_best_sampling`` (at N = max_n), ``.../best_search_minus_best_sampling_at_tokens``
+    (each difference with its ``_se``) and ``.../worth_its_tokens`` (1: it beats both at equal tokens)."""
+    if versus is None:
+        return {}
+    v, pre = versus, f"headline/{versus['scorer']}/"
+    out = {"headline/acc/greedy": v["greedy"]["acc"], "headline/tokens/greedy": v["greedy"]["tokens"],
+           pre + "best_search_acc": v["acc"], pre + "best_search_tokens": v["tokens"],
+           pre + "worth_its_tokens": float(v["worth"])}
+    for key, part in (("greedy", v["greedy"]), ("best_sampling", v["at_n"]), ("best_sampling_at_tokens", v["at_tokens"])):
+        if part is not None:
+            out[pre + f"best_search_minus_{key}"], out[pre + f"best_search_minus_{key}_se"] = part["diff"], part["se"]
+    return out
+
+
 def smc_accuracy(make_sampler, scorer, prompts: list[str], references: list, seeds: list[int], config: SMCConfig,
                  aggregation: str, answer_fn) -> tuple[float, float, float]:
     """(mean, min, max) over ``seeds`` of SMC's accuracy with ``config`` (its seed set to each seed)."""
@@ -145,13 +275,31 @@ def smc_accuracy(make_sampler, scorer, prompts: list[str], references: list, see
 
 
 def sensitivity(make_sampler, scorer, prompts: list[str], references: list, seeds: list[int], config: SMCConfig,
-                taus: list[float], aggregation: str, answer_fn) -> tuple[dict, dict]:
+                taus: list[float], aggregation: str, answer_fn, known: dict | None = None) -> tuple[dict, dict]:
     """SMC's accuracy (mean, min, max over seeds) for each temperature in ``taus`` and for each
-    resampling scheme, everything else as in ``config``. Returns ``(by_tau, by_scheme)``."""
-    run = lambda cfg: smc_accuracy(make_sampler, scorer, prompts, references, seeds, cfg, aggregation, answer_fn)  # noqa: E731
+    resampling scheme, everything else as in ``config``. Returns ``(by_tau, by_scheme)``.
+
+    A configuration that occurs twice (``config``'s own temperature and scheme) runs once; ``known``
+    (seed -> accuracy of SMC with ``config`` itself, e.g. `accuracy_by_seed` of the comparison's rows:
+    the same run, so the same result) spares running ``config`` again."""
+    done: dict[str, tuple] = {}
+    if known and set(seeds) <= set(known):
+        accs = [known[s] for s in seeds]
+        done[repr(config)] = (float(np.mean(accs)), float(np.min(accs)), float(np.max(accs)))
+
+    def run(cfg):
+        if repr(cfg) not in done:
+            done[repr(cfg)] = smc_accuracy(make_sampler, scorer, prompts, references, seeds, cfg, aggregation, answer_fn)
+        return done[repr(cfg)]
+
     by_tau = {tau: run(replace(config, temperature=tau)) for tau in taus}
     by_scheme = {scheme: run(replace(config, resampling=scheme)) for scheme in RESAMPLING_SCHEMES}
     return by_tau, by_scheme
+
+
+def accuracy_by_seed(rows: list[dict], method: str, n: int) -> dict[int, float]:
+    """seed -> accuracy of the curve ``method`` (e.g. 'smc [prm]') at budget ``n`` in `compare_scorers`'s rows."""
+    return {r["seed"]: r["accuracy"] for r in rows if r["method"] == method and r["n"] == n}
 
 
 def sensitivity_metrics(by_tau: dict, by_scheme: dict) -> list[tuple[dict, int | None]]:

@@ -106,7 +106,7 @@ def reranking_curves(task, ev, scores: dict[str, StepScores], aggregations: dict
 # A scorer's quality, and notebook 01's metrics.
 
 
-def scorer_metrics(scores: StepScores, correct, verdicts=None, how: str = "min") -> dict:
+def scorer_metrics(scores: StepScores, correct, verdicts=None, how: str = "min", flagged: list[bool] | None = None) -> dict:
     """What 01 and 04 report of a scorer (step rewards ``scores`` of [problems][samples]).
 
     Always ``within_problem_auroc``: per problem, the AUROC of the solution scores (step rewards
@@ -114,8 +114,14 @@ def scorer_metrics(scores: StepScores, correct, verdicts=None, how: str = "min")
     oracle's ``verdicts`` also, pooled over all steps, ``step_auroc`` and ``step_accuracy``; per kind of
     first error, ``step_auroc/<kind>`` (steps before the first error against first errors of that
     kind); and the ProcessBench protocol (``processbench_f1``, ``processbench_error_acc``,
-    ``processbench_correct_acc``, ``threshold``)."""
-    out = {"within_problem_auroc": within_problem_auroc(aggregate(scores, how), correct)}
+    ``processbench_correct_acc``, ``threshold``). ``flagged`` (per problem, e.g. a misconception applies:
+    `prmlab.self_certainty.misconception_problems`) adds ``within_problem_auroc/misconception_problems``."""
+    solution_scores = aggregate(scores, how)
+    out = {"within_problem_auroc": within_problem_auroc(solution_scores, correct)}
+    if flagged is not None and any(flagged):
+        rows = [i for i, f in enumerate(flagged) if f]
+        out["within_problem_auroc/misconception_problems"] = within_problem_auroc(
+            [solution_scores[i] for i in rows], [correct[i] for i in rows])
     if verdicts is None:
         return out
     sl, pb = step_level(scores, verdicts), processbench(scores, verdicts)
@@ -128,7 +134,8 @@ def scorer_metrics(scores: StepScores, correct, verdicts=None, how: str = "min")
 
 TABLE_COLUMNS = {"step_auroc": "step AUROC", "step_accuracy": "step accuracy",
                  "processbench_error_acc": "ProcessBench error acc", "processbench_correct_acc": "correct acc",
-                 "processbench_f1": "F1", "threshold": "threshold", "within_problem_auroc": "within-problem AUROC"}
+                 "processbench_f1": "F1", "threshold": "threshold", "within_problem_auroc": "within-problem AUROC",
+                 "within_problem_auroc/misconception_problems": "within-problem AUROC, misconception problems"}
 
 
 def table_row(name: str, metrics: dict) -> dict:
@@ -137,12 +144,13 @@ def table_row(name: str, metrics: dict) -> dict:
     return row | {f"AUROC vs first {k[len('step_auroc/'):]}": v for k, v in metrics.items() if k.startswith("step_auroc/")}
 
 
-def evaluation_metrics(scores: dict[str, StepScores], correct, verdicts, aggregations: dict[str, tuple[str, ...]]):
+def evaluation_metrics(scores: dict[str, StepScores], correct, verdicts, aggregations: dict[str, tuple[str, ...]],
+                       flagged: list[bool] | None = None):
     """``scorer_metrics`` of every model, each by its first aggregation, as ``eval/<model>/...``
     metrics and one table row per model. Returns ``(metrics, rows)``."""
     metrics, rows = {}, []
     for name, s in scores.items():
-        m = scorer_metrics(s, correct, verdicts, aggregations[name][0])
+        m = scorer_metrics(s, correct, verdicts, aggregations[name][0], flagged)
         metrics |= {f"eval/{name}/{k}": v for k, v in m.items()}
         rows.append(table_row(name, m))
     return metrics, rows
@@ -175,7 +183,7 @@ def picks_profiles(scores: dict[str, StepScores], verdicts, aggregations: dict[s
 def model_aggregations(names, main: str) -> dict[str, tuple[str, ...]]:
     """How each model's step rewards become a solution score, first the one it is judged by: the
     main PRM every way (min first), the ORM by its last step (the only one it is trained on), other
-    PRMs by their weakest step."""
+    PRMs and the baselines (the policy's likelihood, the readout before training) by their weakest step."""
     return {name: (("min", "last", "prod", "mean") if name == main else ("last",) if name == "ORM" else ("min",))
             for name in names}
 
@@ -191,15 +199,29 @@ def curve_metrics(curves: dict[str, dict[int, float]]) -> list[tuple[dict, int]]
     return [({curve_metric(label): acc}, n) for label, curve in curves.items() for n, acc in curve.items()]
 
 
-def headline(curves: dict[str, dict[int, float]], names, main: str, ns: list[int]) -> dict:
+def headline(curves: dict[str, dict[int, float]], names, main: str, ns: list[int], eval_metrics: dict | None = None,
+             greedy: float | None = None) -> dict:
     """The headline numbers at N = 16 (or the largest N): the main PRM's best-of-N against majority vote,
-    weighted majority, the ORM and the oracle's pass@N; every PRM's best-of-N; and, when there is an
-    oracle-labelled PRM, each Monte Carlo PRM's gap to it (positive: below it)."""
+    weighted majority, the ORM, the baselines (the policy's likelihood, the readout before training,
+    greedy decoding) and the oracle's pass@N; every PRM's best-of-N; and, when there is an
+    oracle-labelled PRM, each Monte Carlo PRM's gap to it (positive: below it). With ``eval_metrics``
+    (`evaluation_metrics`'), the main PRM's and the baselines' within-problem AUROC (overall and on
+    misconception problems) and the PRM's and ORM's step AUROC on misconception errors."""
     n = 16 if 16 in ns else ns[-1]
     out = {"headline/n": n, "headline/prm_best_of_n": curves[f"{main} (min)"][n],
            "headline/majority": curves["majority vote"][n],
            "headline/weighted_majority": curves[f"{main}-weighted majority (min)"][n],
            "headline/orm_best_of_n": curves["ORM (last)"][n], "headline/oracle_pass_at_n": curves["oracle pass@N"][n]}
+    for base in ("likelihood", "untrained"):
+        if f"{base} (min)" in curves:
+            out[f"headline/{base}_best_of_n"] = curves[f"{base} (min)"][n]
+    if greedy is not None:
+        out["headline/greedy"] = float(greedy)
+    m = eval_metrics or {}
+    for model, key in ((main, "prm"), ("likelihood", "likelihood"), ("untrained", "untrained"), ("ORM", "orm")):
+        for metric in ("within_problem_auroc", "within_problem_auroc/misconception_problems", "step_auroc/misconception"):
+            if f"eval/{model}/{metric}" in m:
+                out[f"headline/{key}_{metric}"] = m[f"eval/{model}/{metric}"]
     prms = [name for name in names if name.startswith("PRM-")]
     out |= {f"headline/{name}_best_of_n": curves[f"{name} (min)"][n] for name in prms}
     if "PRM-oracle" in prms:

@@ -196,10 +196,35 @@ def model_metrics(metrics: dict, name: str) -> dict:
     return {f"train/{name}/{k[len('train/'):]}" if k.startswith("train/") else k: v for k, v in metrics.items()}
 
 
-def train_models(policy, tokenizer, label_set, sources: list[str], prm_config: PRMConfig, cfg: PRMTrainConfig,
+UNTRAINED = "untrained"  # the model name of the PRM readout before training
+EVAL_SPLITS = ("eval", "dev")
+
+
+def eval_problems(task, split: str, n_label_problems: int, n_eval: int) -> list:
+    """The problems 01 evaluates on: ``eval``, the task's held-out eval split (report here); ``dev``, the
+    ``n_eval`` training problems after the ``n_label_problems`` labelled ones (choose settings here; the
+    task must have been built with that many training problems)."""
+    check_choice(split, EVAL_SPLITS, "eval_split")
+    if split == "eval":
+        return list(task.eval)
+    dev = list(task.train[n_label_problems : n_label_problems + n_eval])
+    if len(dev) < n_eval:
+        raise ValueError(f"the dev split needs {n_label_problems + n_eval} training problems, the task has {len(task.train)}")
+    return dev
+
+
+def untrained_model(backbone, tokenizer, prm_config: PRMConfig) -> ProcessRewardModel:
+    """The PRM every model of `train_models` starts from, before it sees a label: what training adds
+    is measured against it."""
+    config = replace(prm_config, extra={**prm_config.extra, "labels": "none (before training)"})
+    return ProcessRewardModel.from_policy(backbone, tokenizer, config).eval()
+
+
+def train_models(backbone, tokenizer, label_set, sources: list[str], prm_config: PRMConfig, cfg: PRMTrainConfig,
                  log=None, progress: bool = True) -> tuple[dict, dict]:
     """A PRM per label source in ``sources`` and an ORM on outcome labels, each a fresh copy of
-    ``policy`` built by ``prm_config`` and trained by ``cfg`` (its ``target`` set per model).
+    ``backbone`` (the policy, or `prmlab.prm.backbone.clean_backbone`) built by ``prm_config`` and
+    trained by ``cfg`` (its ``target`` set per model).
 
     Returns ``(models, histories)`` keyed by ``model_name``; ``log(metrics, step)`` receives each
     model's metrics as ``train/<name>/...``."""
@@ -207,7 +232,7 @@ def train_models(policy, tokenizer, label_set, sources: list[str], prm_config: P
     for source, target in [(s, "prm") for s in sources] + [("outcome", "orm")]:
         name = model_name(source)
         config = replace(prm_config, extra={**prm_config.extra, "labels": source})
-        model = ProcessRewardModel.from_policy(policy, tokenizer, config)
+        model = ProcessRewardModel.from_policy(backbone, tokenizer, config)
         named_log = None if log is None else (lambda m, step, name=name: log(model_metrics(m, name), step))
         histories[name] = train_prm(model, label_set.records(source), replace(cfg, target=target), log=named_log,
                                     progress=progress)

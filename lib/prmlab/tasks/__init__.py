@@ -40,6 +40,8 @@ def task_from_params(params: dict, n_train: int = 0, n_eval: int = 200, tokenize
     name = params.get("dataset", "arith")
     if name == "arith":
         knobs = {k: int(params[k]) for k in ARITH_KNOBS if k in params}
+        if params.get("misconceptions"):  # the rules 00's SFT data followed: the oracle names them
+            knobs["misconceptions"] = str(params["misconceptions"])
     else:
         knobs = {"step_format": params.get("step_format", "line")}
         if str(params.get("chat_template", False)).lower() == "true":

@@ -10,6 +10,13 @@ A problem is a start value and a list of operations applied left to right::
 
 Because every step can be checked exactly, step labels, label noise and reward hacking are measured,
 not guessed. The oracle labels any text, well-formed or not, and never raises on model output.
+
+Two kinds of errors make the testbed like real models' (`sft` writes both into the training data):
+random *slips* (`solution_with_mistake`: a value off by a little, a skipped or an extra operation), which
+the policy learns to make rarely and finds unlikely when it does, and *misconceptions*
+(`MISCONCEPTIONS`, `solution_with_misconceptions`): systematic wrong rules, such as a dropped carry,
+that the training data follows wherever they apply, so that the policy learns them as its confident
+mode. The oracle names a step that follows an active misconception's rule ``misconception``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from dataclasses import dataclass, field
 from ..choices import check_choice, unknown_choice
 
 OPS = "+-*"
-STEP_KINDS = ("ok", "arithmetic", "carry", "skipped", "extra", "malformed")
+STEP_KINDS = ("ok", "arithmetic", "misconception", "carry", "skipped", "extra", "malformed")
 ERROR_KINDS = STEP_KINDS[1:]
 # Mistakes the SFT data generator can inject (a malformed line is not a realistic reasoning error).
 INJECTABLE_KINDS = ("arithmetic", "carry", "skipped", "extra")
@@ -42,8 +49,14 @@ class ArithConfig:
     max_multiplier: int = 5  # operand of * is drawn from 2..max_multiplier
     max_value: int = 99  # every intermediate value of the true chain stays in 0..max_value
     ops: str = OPS  # operators that may appear
+    misconceptions: str = ""  # comma-separated rules of MISCONCEPTIONS the oracle recognises ("" : none)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return parse_misconceptions(self.misconceptions)
 
     def __post_init__(self):
+        parse_misconceptions(self.misconceptions)  # validates the names
         bad = set(self.ops) - set(OPS)
         if bad or not self.ops:
             raise ValueError(f"ops must be a non-empty subset of {OPS!r}, got {self.ops!r}")
@@ -160,7 +173,86 @@ def make_splits(cfg: ArithConfig, n_train: int, n_eval: int, seed: int = 0) -> t
 
 
 # ----------------------------------------------------------------------------------------------
-# Mistakes: realistic errors injected into generated SFT solutions.
+# Misconceptions: systematic wrong rules, followed wherever they apply (confident errors).
+
+
+def _units_carry(a: int, op: str, x: int) -> bool:
+    return op == "+" and a >= 0 and a % 10 + x % 10 >= 10
+
+
+def _units_borrow(a: int, op: str, x: int) -> bool:
+    return op == "-" and a >= x and a % 10 < x % 10
+
+
+def _times_carry(a: int, op: str, x: int) -> bool:
+    return op == "*" and a >= 10 and (a % 10) * x >= 10
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A wrong rule: where it applies (``applies(a, op, x)``) and the value it writes (``wrong(a, op, x)``,
+    never the true one where it applies)."""
+
+    name: str
+    description: str
+    applies: object  # (a, op, x) -> bool
+    wrong: object  # (a, op, x) -> int
+
+
+MISCONCEPTIONS = {
+    m.name: m
+    for m in (
+        Misconception("no-carry", "an addition whose units digits carry drops the carry (27+5=22)",
+                      _units_carry, lambda a, op, x: a + x - 10),
+        Misconception("no-borrow", "a subtraction whose units digit borrows drops the borrow (32-5=37)",
+                      _units_borrow, lambda a, op, x: a - x + 10),
+        Misconception("times-carry", "a product whose units digit carries drops that carry (17*3=31)",
+                      _times_carry, lambda a, op, x: (a // 10) * x * 10 + (a % 10) * x % 10),
+    )
+}
+
+
+def parse_misconceptions(spec: str) -> tuple[str, ...]:
+    """``"no-carry,no-borrow"`` -> ("no-carry", "no-borrow"); unknown names raise, naming the choices."""
+    names = tuple(dict.fromkeys(x.strip() for x in str(spec or "").split(",") if x.strip()))
+    for name in names:
+        check_choice(name, tuple(MISCONCEPTIONS), "misconception")
+    return names
+
+
+def misconceived_value(rules: tuple[str, ...], a: int, op: str, x: int) -> int | None:
+    """The value the first rule of ``rules`` that applies to ``a op x`` writes (None if none applies)."""
+    for name in rules:
+        rule = MISCONCEPTIONS[name]
+        if rule.applies(a, op, x):
+            return rule.wrong(a, op, x)
+    return None
+
+
+def misconception_applies(problem: Problem, rules: tuple[str, ...]) -> bool:
+    """Does any step of the problem's true chain fall under one of ``rules``?"""
+    v = problem.values
+    return any(misconceived_value(rules, v[i], op, x) is not None for i, (op, x) in enumerate(problem.ops))
+
+
+def solution_with_misconceptions(problem: Problem, rules: tuple[str, ...]) -> tuple[str, int]:
+    """The solution of a writer who holds ``rules``: every step the rules apply to (on the writer's own
+    chain of values) writes the rule's value; the others are right. Returns the text and the index of
+    the first misconceived step (-1 when no rule applies: the reference solution)."""
+    value, steps, first = problem.start, [], -1
+    for i, (op, x) in enumerate(problem.ops):
+        wrong = misconceived_value(rules, value, op, x)
+        c = apply_op(value, op, x) if wrong is None else wrong
+        if wrong is not None and first < 0:
+            first = i
+        steps.append(f"{value}{op}{x}={c}")
+        value = c
+    steps.append(f"A: {value}")
+    return "\n".join(steps), first
+
+
+# ----------------------------------------------------------------------------------------------
+# Mistakes: random slips injected into generated SFT solutions.
 
 
 def _perturb(rng: random.Random, value: int) -> int:
@@ -242,6 +334,7 @@ def _extra_op(rng: random.Random, done: list, pending: list) -> tuple[str, int]:
 class StepVerdict:
     text: str
     kind: str  # one of STEP_KINDS
+    expected: str = ""  # the right step at this point, given what the solution stated so far ("" after the answer)
 
     @property
     def ok(self) -> bool:
@@ -283,11 +376,13 @@ def final_answer(solution: str) -> int | None:
     return int(found[-1]) if found else None
 
 
-def judge(problem: Problem, solution: str | list[str]) -> Verdict:
+def judge(problem: Problem, solution: str | list[str], misconceptions: tuple[str, ...] = ()) -> Verdict:
     """Label every step of ``solution`` (text or list of steps) against ``problem``.
 
     Each step is judged locally, as a careful reader would: given the value the previous step stated
-    and the operations applied so far, does this step apply the next operation correctly?
+    and the operations applied so far, does this step apply the next operation correctly? A wrong
+    result that one of ``misconceptions`` (rule names) writes there is a ``misconception``, any
+    other wrong result ``arithmetic``.
     """
     steps = split_steps(solution) if isinstance(solution, str) else [s for s in solution if s.strip()]
     ops = list(problem.ops)
@@ -302,6 +397,7 @@ def judge(problem: Problem, solution: str | list[str]) -> Verdict:
         if answered:
             verdicts.append(StepVerdict(text, "extra"))  # anything after the answer line
             continue
+        expected = f"{value}{ops[k][0]}{ops[k][1]}={apply_op(value, *ops[k])}" if k < n else f"A: {value}"
         m_ans = _ANSWER_RE.match(line)
         if m_ans:
             answered = True
@@ -312,23 +408,28 @@ def judge(problem: Problem, solution: str | list[str]) -> Verdict:
                 kind = "carry"
             else:
                 kind = "ok"
-            verdicts.append(StepVerdict(text, kind))
+            verdicts.append(StepVerdict(text, kind, expected))
             continue
         m = _STEP_RE.match(line)
         if not m:
-            verdicts.append(StepVerdict(text, "malformed"))
+            verdicts.append(StepVerdict(text, "malformed", expected))
             continue
         a, op, x, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
         later = [j for j in range(k + 1, n) if ops[j] == (op, x)]
         if k < n and ops[k] == (op, x):
-            kind = "carry" if a != value else ("arithmetic" if c != apply_op(a, op, x) else "ok")
+            if a != value:
+                kind = "carry"
+            elif c == apply_op(a, op, x):
+                kind = "ok"
+            else:
+                kind = "misconception" if c == misconceived_value(misconceptions, a, op, x) else "arithmetic"
             k += 1
         elif later:
             kind = "skipped"
             k = later[0] + 1
         else:
             kind = "extra"
-        verdicts.append(StepVerdict(text, kind))
+        verdicts.append(StepVerdict(text, kind, expected))
         value = c  # later steps are judged against what this one stated
     first_error = next((i for i, v in enumerate(verdicts) if not v.ok), -1)
     return Verdict(
@@ -368,14 +469,18 @@ class ArithTask:
     def split_steps(solution: str) -> list[str]:
         return split_steps(solution)
 
-    @staticmethod
-    def judge(problem: Problem, solution: str | list[str]) -> Verdict:
-        return judge(problem, solution)
+    def judge(self, problem: Problem, solution: str | list[str]) -> Verdict:
+        return judge(problem, solution, self.cfg.rules)
 
     @staticmethod
     def answer(problem: Problem, solution: str) -> int | None:
         """The final answer the solution states (None if it states none)."""
         return judge(problem, solution).answer
+
+    @staticmethod
+    def answer_of_text(solution: str) -> int | None:
+        """The final answer a solution's text states, without its problem (decoding's ``answer_fn``)."""
+        return final_answer(solution)
 
     @staticmethod
     def reference_answer(problem: Problem) -> int:
