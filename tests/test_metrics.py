@@ -334,3 +334,15 @@ def test_within_question_pair_accuracy():
     assert within_question_pair_accuracy(np.array([[0.5, 0.5, 0.6, 0.8], [0, 0, 0, 0]]), correct) == pytest.approx(
         (0.5 + 0 + 1 + 1) / 4
     )
+
+
+def test_seed_differences_independent_and_paired_against_hand_computation():
+    from prmlab.metrics import paired_difference, seed_difference
+
+    a, b = [0.5, 0.6, 0.7], [0.4, 0.4, 0.4]
+    d = seed_difference(a, b)
+    assert d.mean == pytest.approx(0.2) and d.se == pytest.approx(0.1 / 3 ** 0.5) and d.holds  # 0.2 > 2 x 0.0577
+    p = paired_difference(a, b)  # the same differences paired: 0.1, 0.2, 0.3
+    assert p.mean == pytest.approx(0.2) and p.se == pytest.approx(0.1 / 3 ** 0.5) and p.holds
+    assert not paired_difference([0.5, 0.6], [0.4, 0.4]).holds  # two seeds: never a claim
+    assert not paired_difference([0.5, 0.6, 1.0], [0.4, 0.4, 0.4]).holds  # mean 0.3, se 0.153: within noise

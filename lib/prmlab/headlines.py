@@ -1,63 +1,23 @@
 """Each notebook's headline check read out as sentences: what was to be shown, whether it held, and by
 how much. The numbers come from the notebook's logged metrics; these functions only read them.
 
-Also the one rule every claim about a difference between RL arms (or seeds' runs) is judged by:
-`seed_difference` (a difference holds only beyond ``Z`` standard errors over at least ``MIN_SEEDS``
-seeds; otherwise it is within noise)."""
+Claims about a difference between RL arms (or seeds' runs) are judged by the one rule of
+`prmlab.metrics.seed_difference` (a difference holds only beyond ``Z`` standard errors over at least
+``MIN_SEEDS`` seeds; otherwise it is within noise)."""
 
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass
+
+from .metrics import MIN_SEEDS, Z, Difference, holds, seed_difference  # noqa: F401  (the rule, re-exported)
 
 POLICY_PASS_AT_1 = (0.35, 0.75)  # 00: the policy solves part of the task ...
 POLICY_PASS_AT_16 = 0.90  # ... and nearly every problem given 16 samples (headroom for search and RL)
 GAP_TOLERANCE = 0.03  # 01: "Monte Carlo labels approach oracle labels": best-of-N within this of the oracle-labelled PRM
-MIN_SEEDS = 3  # a difference between arms is claimed only over at least this many seeds per arm ...
-Z = 2.0  # ... and only where it exceeds this many standard errors of the difference
 
 
 def _held(ok: bool) -> str:
     return "holds" if ok else "does not hold"
-
-
-@dataclass(frozen=True)
-class Difference:
-    """``mean(a) - mean(b)`` over seeds, its standard error and the fewer of the two arms' seed counts."""
-
-    mean: float
-    se: float  # nan where an arm has a single seed or a value is not finite
-    seeds: int
-
-    @property
-    def holds(self) -> bool:
-        """a > b: at least ``MIN_SEEDS`` seeds in each arm and ``mean > Z * se`` (with se = 0, any mean > 0)."""
-        return holds(self.mean, self.se, self.seeds)
-
-
-def holds(diff: float, se: float, seeds: int | float) -> bool:
-    """The rule for logged numbers: ``seeds >= MIN_SEEDS``, a finite ``se`` and ``diff > Z * se``."""
-    return seeds >= MIN_SEEDS and math.isfinite(se) and math.isfinite(diff) and diff > Z * se
-
-
-def seed_difference(a, b) -> Difference:
-    """The difference of two arms' per-seed values (e.g. final accuracies): ``mean(a) - mean(b)``, with the
-    standard error of a difference of means of independent samples, ``sqrt(se_a**2 + se_b**2)`` where
-    ``se = sd / sqrt(n)`` and ``sd`` has ``ddof = 1``. The independent formula is used even where the arms
-    are paired by seed (same seeds, same evaluation streams): pairing that correlates the arms positively
-    only makes this standard error larger than the paired one, so the test errs towards "within noise".
-    A value that is not finite (an arm that never reached a target) gives that mean and a nan standard
-    error: such a difference never holds."""
-    a, b = [float(x) for x in a], [float(x) for x in b]
-    n = min(len(a), len(b))
-    if not a or not b:
-        return Difference(float("nan"), float("nan"), n)
-    if len(a) < 2 or len(b) < 2 or not all(math.isfinite(x) for x in a + b):
-        return Difference(sum(a) / len(a) - sum(b) / len(b), float("nan"), n)
-    # statistics computes exactly (a constant arm has sd 0, not 1e-17)
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
-    return Difference(statistics.mean(a) - statistics.mean(b), se, n)
 
 
 def _num(x: float, unit: str = "", digits: int = 3, sign: bool = True) -> str:

@@ -1,9 +1,13 @@
 """Metrics shared by the notebooks: pass@k, step AUROC and accuracy, the ProcessBench protocol,
-best-of-N and (weighted) majority-vote accuracy, and the effective sample size of weights."""
+best-of-N and (weighted) majority-vote accuracy, the effective sample size of weights, and the rule a
+difference between arms over seeds is judged by (`seed_difference`)."""
 
 from __future__ import annotations
 
 import itertools
+import math
+import statistics
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -460,3 +464,60 @@ def ess(weights) -> float:
         raise ValueError("ess needs finite, nonnegative weights with a positive sum")
     w = w / w.sum()
     return float(1.0 / np.sum(w**2))
+
+
+# --------------------------------------------------------------------------------------------------
+# Differences between arms over seeds: the one rule every claim of a difference is judged by.
+# --------------------------------------------------------------------------------------------------
+
+MIN_SEEDS = 3  # a difference between arms is claimed only over at least this many seeds per arm ...
+Z = 2.0  # ... and only where it exceeds this many standard errors of the difference
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``mean(a) - mean(b)`` over seeds, its standard error and the fewer of the two arms' seed counts."""
+
+    mean: float
+    se: float  # nan where an arm has a single seed or a value is not finite
+    seeds: int
+
+    @property
+    def holds(self) -> bool:
+        """a > b: at least ``MIN_SEEDS`` seeds in each arm and ``mean > Z * se`` (with se = 0, any mean > 0)."""
+        return holds(self.mean, self.se, self.seeds)
+
+
+def holds(diff: float, se: float, seeds: int | float) -> bool:
+    """The rule for logged numbers: ``seeds >= MIN_SEEDS``, a finite ``se`` and ``diff > Z * se``."""
+    return seeds >= MIN_SEEDS and math.isfinite(se) and math.isfinite(diff) and diff > Z * se
+
+
+def seed_difference(a, b) -> Difference:
+    """The difference of two arms' per-seed values (e.g. final accuracies): ``mean(a) - mean(b)``, with the
+    standard error of a difference of means of independent samples, ``sqrt(se_a**2 + se_b**2)`` where
+    ``se = sd / sqrt(n)`` and ``sd`` has ``ddof = 1``. The independent formula is used even where the arms
+    are paired by seed (same seeds, same evaluation streams): pairing that correlates the arms positively
+    only makes this standard error larger than the paired one, so the test errs towards "within noise".
+    A value that is not finite (an arm that never reached a target) gives that mean and a nan standard
+    error: such a difference never holds."""
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    n = min(len(a), len(b))
+    if not a or not b:
+        return Difference(float("nan"), float("nan"), n)
+    if len(a) < 2 or len(b) < 2 or not all(math.isfinite(x) for x in a + b):
+        return Difference(sum(a) / len(a) - sum(b) / len(b), float("nan"), n)
+    # statistics computes exactly (a constant arm has sd 0, not 1e-17)
+    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    return Difference(statistics.mean(a) - statistics.mean(b), se, n)
+
+
+def paired_difference(a, b) -> Difference:
+    """``mean(a - b)`` over seeds whose values are paired (the same seed's pools read by two methods), with
+    the standard error of that mean (``sd(a - b) / sqrt(n)``, ``ddof = 1``); nan with a single seed."""
+    d = [float(x) - float(y) for x, y in zip(a, b)]
+    if not d:
+        return Difference(float("nan"), float("nan"), 0)
+    if len(d) < 2 or not all(math.isfinite(x) for x in d):
+        return Difference(sum(d) / len(d), float("nan"), len(d))
+    return Difference(statistics.mean(d), statistics.stdev(d) / math.sqrt(len(d)), len(d))

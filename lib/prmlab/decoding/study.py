@@ -191,15 +191,13 @@ def _per_seed(rows: list[dict], method: str) -> dict[int, dict[int, dict]]:
 
 def _versus(mine: dict[int, float], theirs: dict[int, float], **extra) -> dict:
     """The paired difference of two per-seed values (mean, standard error, seeds) and its verdict
-    (`prmlab.headlines.holds`: beyond two standard errors over at least three seeds)."""
-    from ..headlines import holds
+    (`prmlab.metrics.paired_difference`; beyond two standard errors over at least three seeds)."""
+    from ..metrics import paired_difference
 
     seeds = sorted(set(mine) & set(theirs))
-    d = np.array([mine[s] - theirs[s] for s in seeds])
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    diff = float(d.mean())
-    return {"acc": float(np.mean([theirs[s] for s in seeds])), "diff": diff, "se": se, "seeds": len(seeds),
-            "beats": holds(diff, se, len(seeds)), **extra}
+    d = paired_difference([mine[s] for s in seeds], [theirs[s] for s in seeds])
+    return {"acc": float(np.mean([theirs[s] for s in seeds])), "diff": d.mean, "se": d.se, "seeds": len(seeds),
+            "beats": d.holds, **extra}
 
 
 def versus_baselines(rows: list[dict], scorer: str, max_n: int) -> dict | None:
@@ -211,7 +209,7 @@ def versus_baselines(rows: list[dict], scorer: str, max_n: int) -> dict | None:
     tokens; ``covered`` is False where the search method spent more than `compare.EQUAL_TOKENS` times the
     baseline's largest budget, which then stands at its largest N). Greedy spends what it spends (one
     solution per problem): it is compared as it is. Differences are paired by seed; ``beats``: beyond
-    two standard errors over at least three seeds (`prmlab.headlines.holds`). ``worth``: it beats greedy
+    two standard errors over at least three seeds (`prmlab.metrics.paired_difference`). ``worth``: it beats greedy
     and the best sampling baseline at equal tokens. None without a search method at ``max_n`` or a
     greedy row."""
     from .compare import EQUAL_TOKENS

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..choices import check_choice
-from ..headlines import Difference, seed_difference
+from ..metrics import Difference, seed_difference
 from . import meter
 from .credit import choose_outcome_prompts
 from .loop import RLConfig, train
