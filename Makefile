@@ -34,7 +34,7 @@ demo: install  ## run every notebook on the tiny profile, then write reports/sum
 test: install  ## fast unit tests + papermill smoke runs of every notebook
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-test-slow: install  ## reproduction checks on the tiny profile (runs every notebook, 02 and 03 on two seeds)
+test-slow: install  ## reproduction checks on the tiny profile (runs every notebook, 02 and 03 on three seeds)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow
 
 lab: install  ## JupyterLab on 127.0.0.1

@@ -96,14 +96,14 @@ def test_00_policy_sft(module_store, tmp_path):
     assert p["sft_steps"] == "25" and p["mistake_rate"] == "0.1"  # profile value, and an untouched default
     assert p["misconceptions"] == "no-carry"
     for key in ("eval/pass_at_1", "eval/pass_at_8", "perf/train_seconds", "train/loss", "model/parameters",
-                "eval/first_error/none", "eval/greedy_accuracy", "selfcert/likelihood_within_auroc"):
+                "eval/first_error/none", "eval/greedy_accuracy", "selfcert/errors"):
         assert key in m, key
     assert len(tracking.client().get_metric_history(run.info.run_id, "eval/pass_at_k")) == 8  # one point per k
     assert {"notebook", "policy", "figures", "error_taxonomy.json"} <= logged(run)
     assert {"figures/pass_at_k.html", "figures/training_curve.html", "figures/errors_by_position.html"} <= logged(run, "figures")
     model, tok, found = artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="smoke", device="cpu")
     assert found.info.run_id == run.info.run_id
-    assert static_views(nb) == (4, 1)
+    assert static_views(nb) == (5, 1)
     assert "pass@1 is " in printed(nb) and "the target (between 0.35 and 0.75)" in printed(nb)
 
 

@@ -75,7 +75,7 @@ def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, caps
     assert main(["run", "00", "--profile", "huge"]) == 2
     assert f"valid choices: {', '.join(PROFILES)}" in capsys.readouterr().err
     assert main(["run", "00", "-p", "sft_steps", "many"]) == 2
-    assert "parameter 'sft_steps' takes an integer (default 1150); got 'many'" in capsys.readouterr().err
+    assert "parameter 'sft_steps' takes an integer (default 2000); got 'many'" in capsys.readouterr().err
     assert main(["run", "00", "-p", "mistake_rate", "1.5"]) == 2
     assert "parameter 'mistake_rate' must lie in [0, 1]; got 1.5" in capsys.readouterr().err
     assert main(["run", "00", "-p", "lr", "0"]) == 2

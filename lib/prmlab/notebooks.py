@@ -18,7 +18,7 @@ from .paths import notebooks_dir
 
 # Wall time of each notebook on the tiny profile on 2 CPU cores (00: runs of 2026-11-22; 01-04: runs of 2026-12-01,
 # 03's from its two-seed run, 352 s; 04 with two seeds, 736 s); the README quotes it.
-TINY_MINUTES = {"00_policy_sft": 4, "01_prm_training": 6, "02_pure_min_form": 6, "03_prime_implicit": 4,
+TINY_MINUTES = {"00_policy_sft": 4, "01_prm_training": 6, "02_pure_min_form": 5, "03_prime_implicit": 4,
                 "04_smc_decoding": 13}
 
 
