@@ -14,6 +14,7 @@ from prmlab.metrics import auroc
 from prmlab.prm import train as prm_train
 from prmlab.prm.backbone import clean_backbone, prm_backbone
 from prmlab.prm.likelihood import likelihood_prm
+from prmlab.prm.model import LIKELIHOOD_BIAS
 from prmlab.sampling import Sampler, SamplingConfig
 from prmlab.tasks import get_task
 from prmlab.tasks.arith import Problem, judge
@@ -92,7 +93,7 @@ def test_likelihood_equals_the_likelihood_scorer_at_temperature_one(tiny_policy,
     for i in range(len(scores)):
         for j in range(len(scores[i])):
             if sampled.samples.steps[i * sampled.n + j] and not sampled.samples.truncated[i * sampled.n + j]:
-                want = 1 / (1 + math.exp(-(3.0 + scores[i][j])))
+                want = 1 / (1 + math.exp(-(LIKELIHOOD_BIAS + scores[i][j])))
                 assert last[i][j] == pytest.approx(want, abs=2e-3)
 
 
