@@ -314,6 +314,19 @@ def _sleeping_probe_runs(n: int, proc: subprocess.Popen, timeout: float = 300) -
     raise AssertionError(f"fewer than {n} probe runs started")
 
 
+def _wait_for_child(c, run, proc: subprocess.Popen, timeout: float = 120) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"prmlab exited with {proc.returncode} before the probe opened its child run")
+        if c.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the probe opened no child run")
+
+
 @pytest.mark.parametrize("signame, code, error", [("SIGTERM", 143, "SIGTERM"), ("SIGINT", 130, "KeyboardInterrupt")])
 def test_an_interrupted_run_ends_killed_with_its_partial_notebook(mlflow_store, probe_root, tmp_path, signame, code, error):
     """Ctrl-C, or SIGTERM (a scheduler's time limit, a closed terminal), must not leave the run RUNNING."""
@@ -324,6 +337,7 @@ def test_an_interrupted_run_ends_killed_with_its_partial_notebook(mlflow_store, 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     [run] = _sleeping_probe_runs(1, proc)
     c = tracking.client()
+    _wait_for_child(c, run, proc)  # the probe opens its child after its last metric: signal only once it exists
     proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, out + err
