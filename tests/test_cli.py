@@ -44,7 +44,7 @@ def test_notebooks_lists_purpose_duration_and_latest_runs(mlflow_store, capsys):
     assert main(["notebooks"]) == 0  # a fresh store: no runs, and the store is not created by looking
     out = capsys.readouterr().out
     assert "00_policy_sft      The base policy (supervised fine-tuning)" in out
-    assert "tiny profile: about 4 min on 2 CPU cores" in out and "no runs yet" in out
+    assert "tiny profile: about 4 min on 2 CPU cores (estimate)" in out and "no runs yet" in out
     assert tracking.local_store_path() is not None and not tracking.local_store_path().exists()
     run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
     run.finish("FAILED")
@@ -65,3 +65,27 @@ def test_params_shows_what_a_profile_changes(capsys):
     mistake = next(ln for ln in lines if name(ln) == "mistake_rate")
     assert mistake.startswith("  ") and "(in [0, 1])" in mistake
     assert main(["params", "00", "--profile", "huge"]) == 2
+
+
+def test_notebooks_prints_the_measured_duration_of_the_profile_where_there_is_one(mlflow_store, capsys):
+    c = tracking.client()
+    finished = tracking.create_run("00_policy_sft", "tiny", 0)
+    start = c.get_run(finished).info.start_time
+    c.set_terminated(finished, "FINISHED", end_time=start + 150_000)  # 2.5 minutes
+    c.set_terminated(tracking.create_run("00_policy_sft", "tiny", 1), "FAILED")  # newer, but not finished
+    assert main(["notebooks"]) == 0
+    out = capsys.readouterr().out
+    assert f"tiny profile: 2.5 min measured (run {finished[:8]}, " in out.split("01_prm_training")[0]
+    assert "tiny profile: about 6 min on 2 CPU cores (estimate)" in out.split("01_prm_training")[1]
+    assert main(["notebooks", "--profile", "smoke"]) == 0
+    assert "smoke profile: duration not measured yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, says", [(["sweep", "02", "-g", "lr=1e-4,3e-4", "--jobs", "0"], "argument --jobs: must lie in [1, inf); got 0"),
+                                        (["sweep", "00", "--seeds", "-1"], "argument --seeds: must lie in [0, inf); got -1"),
+                                        (["sweep", "00", "--jobs", "two"], "argument --jobs: takes an integer; got 'two'"),
+                                        (["ui", "--port", "70000"], "argument --port: must lie in [1, 65535]; got 70000")])
+def test_out_of_range_integer_options_are_rejected_with_their_range(args, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and says in capsys.readouterr().err

@@ -90,6 +90,68 @@ def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, caps
     assert tracking.client().search_runs([e.experiment_id for e in tracking.client().search_experiments()]) == []
 
 
+def test_bad_choices_fail_before_any_kernel_naming_the_library_choices(mlflow_store, capsys):
+    from prmlab.prm.model import READOUTS
+    from prmlab.rl.arms import PURE_ARMS
+    from prmlab.rl.credit import PROB_CONVENTIONS
+
+    for args, says in [(["run", "02", "-p", "arms", "verifiable,foo"], f"unknown arms entry 'foo'; valid choices: {', '.join(PURE_ARMS)}"),
+                       (["run", "01", "-p", "prm_readout", "xyz"], f"unknown prm_readout 'xyz'; valid choices: {', '.join(READOUTS)}"),
+                       (["run", "04", "-p", "scorers", "bogus"], "unknown scorers entry 'bogus'; valid choices: oracle, likelihood, implicit, prm,"),
+                       (["run", "04", "-p", "scorers", " , "], "parameter 'scorers' names nothing; valid choices"),
+                       (["run", "02", "-p", "reward_convention", "q"], f"valid choices: {', '.join(PROB_CONVENTIONS)}"),
+                       (["run", "00", "-p", "profile", "huge"], "unknown profile 'huge'"),
+                       (["sweep", "02", "-g", "arms=verifiable,prm-min+bogus"], "unknown arms entry 'prm-min+bogus'")]:
+        assert main(args) == 2, args
+        assert says in capsys.readouterr().err, args
+    assert tracking.client().search_runs([e.experiment_id for e in tracking.client().search_experiments()]) == []
+
+
+def test_every_choice_parameter_is_checked_and_every_default_is_a_valid_choice():
+    """The choices table names declared parameters only; every parameter whose comment lists its
+    choices ("a | b") is in it; every notebook's default passes."""
+    declared = {}
+    for nb in notebooks.available_notebooks():
+        for name, p in notebooks.notebook_parameters(nb).items():
+            notebooks.check_choices(name, p["default"])
+            declared[name] = p
+    assert set(notebooks.CHOICES) <= set(declared)
+    listed = {name for name, p in declared.items() if isinstance(p["default"], str) and " | " in p["help"]}
+    assert listed <= set(notebooks.CHOICES), listed - set(notebooks.CHOICES)
+
+
+def test_a_missing_upstream_run_is_reported_before_any_kernel(mlflow_store, capsys):
+    assert main(["run", "02", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "prmlab run 00 --profile smoke" in err and "prmlab run 01 --profile smoke" in err
+    tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0}).finish()
+    assert main(["run", "02", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "prmlab run 01 --profile smoke" in err and "prmlab run 00" not in err
+    assert main(["sweep", "04", "--profile", "smoke", "-g", "scorers=oracle,implicit"]) == 2
+    err = capsys.readouterr().err
+    assert "prmlab run 03 --profile smoke" in err and "prmlab run 01" not in err
+    assert main(["run", "01", "--profile", "smoke", "-p", "policy_run_id", "nope"]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err
+    c = tracking.client()
+    assert [r.info.status for r in c.search_runs([e.experiment_id for e in c.search_experiments()])] == ["FINISHED"]
+    runner.check_upstream([runner.plan("01", "smoke"), runner.plan("02", "smoke", {"arms": "verifiable,oracle-min"})])
+
+
+@pytest.mark.parametrize("number, overrides, needs", [
+    ("00", {}, []),
+    ("01", {}, [("00_policy_sft", None)]),
+    ("02", {"arms": "verifiable,oracle-sum,likelihood-min"}, [("00_policy_sft", None)]),
+    ("02", {"prm_run_id": "r1", "policy_run_id": "r0"}, [("00_policy_sft", "r0"), ("01_prm_training", "r1")]),
+    ("03", {}, [("00_policy_sft", None), ("01_prm_training", None)]),
+    ("03", {"prm_run_id": "none"}, [("00_policy_sft", None)]),
+    ("04", {"scorers": "oracle,implicit"}, [("00_policy_sft", None), ("03_prime_implicit", None)]),
+    ("04", {"scorers": "prm_oracle"}, [("00_policy_sft", None), ("01_prm_training", None)]),
+])
+def test_upstream_runs_follow_the_notebooks_parameters(number, overrides, needs):
+    assert runner.upstream(runner.plan(number, "tiny", overrides)) == needs
+
+
 def test_report_rejects_an_unknown_profile(mlflow_store, tmp_path, capsys):
     assert main(["report", "--profile", "nope", "--out", str(tmp_path / "r.html")]) == 2
     assert f"unknown profile 'nope'; valid choices: {', '.join(PROFILES)}" in capsys.readouterr().err
@@ -146,14 +208,14 @@ def test_params_command_lists_help(capsys):
 
 
 def test_failing_notebook_leaves_a_failed_run_with_partial_notebook(mlflow_store, tmp_path):
-    res = prmlab("run", "00", "--profile", "smoke", "-p", "arch", "gpt9", cwd=tmp_path)
+    res = prmlab("run", "00", "--profile", "smoke", "-p", "min_ops", "6", cwd=tmp_path)  # max_ops is 5
     assert res.returncode == 1
-    assert "FAILED" in res.stderr and "unknown arch 'gpt9'" in res.stderr
+    assert "FAILED" in res.stderr and "need 1 <= min_ops <= max_ops" in res.stderr
     run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
     c = tracking.client()
     r = c.get_run(run_id)
     assert r.info.status == "FAILED"
-    assert "unknown arch" in r.data.tags["prmlab.error"]
+    assert "min_ops" in r.data.tags["prmlab.error"]
     local = c.download_artifacts(run_id, "notebook", str(tmp_path / "dl"))
     nb_file = next(Path(local).glob("*.ipynb"))
     nb = nbformat.read(nb_file, as_version=4)
@@ -367,3 +429,53 @@ def test_a_terminated_sweep_stops_its_runs_and_starts_no_more(mlflow_store, prob
     c = tracking.client()
     runs = c.search_runs([c.get_experiment_by_name("99_probe").experiment_id])
     assert [r.info.status for r in runs] == ["KILLED", "KILLED"]  # the third grid point never started
+
+
+def test_the_heartbeat_beats_while_its_block_runs_and_stops_after():
+    import time
+
+    beats = []
+
+    class Recorder:
+        def set_tags(self, tags):
+            beats.append(tags[tracking.HEARTBEAT_TAG])
+
+    with runner.heartbeat(Recorder(), every=0.05):
+        time.sleep(0.5)
+    assert len(beats) >= 3 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", beats[-1])
+    count = len(beats)
+    time.sleep(0.2)
+    assert len(beats) == count
+
+
+def test_a_run_killed_without_a_word_is_ended_killed_by_the_next_command(mlflow_store, probe_root, capsys):
+    """kill -9 of `prmlab run` (or the OOM killer) leaves no one to end its run: the next command does."""
+    import signal
+    import socket
+
+    import psutil
+
+    tracking.experiment_id("99_probe")  # the store exists before two processes use it
+    proc = subprocess.Popen([sys.executable, "-m", "prmlab.cli", "run", "99", "-p", "sleep", "120", "-p", "child", "true"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    [run] = _sleeping_probe_runs(1, proc)
+    c = tracking.client()
+    _wait_for_child(c, run, proc)
+    tags = c.get_run(run.info.run_id).data.tags
+    assert (tags[tracking.HOST_TAG], tags[tracking.PID_TAG]) == (socket.gethostname(), str(proc.pid))
+    assert tracking.HEARTBEAT_TAG in tags
+    kernels = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate(timeout=60)
+    try:
+        assert c.get_run(run.info.run_id).info.status == "RUNNING"  # what it stayed, forever, before
+        assert main(["notebooks"]) == 0
+        err = capsys.readouterr().err
+        assert f"run {run.info.run_id} was left RUNNING; ended KILLED: its process {proc.pid}" in err
+        r = c.get_run(run.info.run_id)
+        assert r.info.status == "KILLED" and "died without ending the run" in r.data.tags["prmlab.error"]
+        [child] = c.search_runs([r.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+        assert child.info.status == "KILLED"
+    finally:  # the orphaned kernel exits once it sees its parent gone; make sure of it
+        for k in psutil.wait_procs(kernels, timeout=30)[1]:
+            k.send_signal(signal.SIGKILL)

@@ -166,6 +166,45 @@ def test_a_stopped_run_ends_its_running_children_killed(mlflow_store):
     run.finish()
 
 
+def test_runs_whose_process_died_end_killed_and_others_are_left_alone(mlflow_store):
+    """The next prmlab command ends a RUNNING run whose process is gone (this host: its pid; elsewhere:
+    a heartbeat silent for longer than the timeout), with its children; a live one, or a run without
+    these tags, it leaves RUNNING."""
+    import socket
+    import time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no process has any more
+    host, old = socket.gethostname(), tracking.heartbeat_now(time.time() - 2 * tracking.HEARTBEAT_TIMEOUT_S)
+    made = {
+        "dead here": {tracking.HOST_TAG: host, tracking.PID_TAG: str(gone.pid)},
+        "silent elsewhere": {tracking.HOST_TAG: "elsewhere", tracking.PID_TAG: "1", tracking.HEARTBEAT_TAG: old},
+        "beating elsewhere": {tracking.HOST_TAG: "elsewhere", tracking.PID_TAG: "1", tracking.HEARTBEAT_TAG: tracking.heartbeat_now()},
+        "alive here": {},  # create_run records this process
+        "untagged": {tracking.HOST_TAG: "", tracking.PID_TAG: ""},  # a run from before these tags
+    }
+    runs = {what: tracking.create_run("00_policy_sft", "tiny", 0, tags) for what, tags in made.items()}
+    c = tracking.client()
+    assert c.get_run(runs["alive here"]).data.tags[tracking.PID_TAG] == str(os.getpid())
+    arm = tracking.Run(runs["dead here"]).child("arm")
+    assert tracking.HEARTBEAT_TAG not in c.get_run(arm.id).data.tags  # a parent's beat is not a child's
+    ended = dict(tracking.end_dead_runs())
+    assert set(ended) == {runs["dead here"], runs["silent elsewhere"]}
+    assert f"its process {gone.pid} on {host} died" in ended[runs["dead here"]]
+    assert "no heartbeat from its process 1 on elsewhere since" in ended[runs["silent elsewhere"]]
+    status = {what: c.get_run(run_id).info.status for what, run_id in runs.items()}
+    assert status == {"dead here": "KILLED", "silent elsewhere": "KILLED", "beating elsewhere": "RUNNING",
+                      "alive here": "RUNNING", "untagged": "RUNNING"}
+    assert c.get_run(runs["dead here"]).data.tags["prmlab.error"] == ended[runs["dead here"]]
+    assert c.get_run(arm.id).info.status == "KILLED"
+    assert tracking.end_dead_runs() == []  # once ended, never again
+
+
+def test_looking_for_dead_runs_creates_no_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}")
+    assert tracking.end_dead_runs() == [] and not (tmp_path / "none").exists()
+
+
 def _serve(folder):
     """An HTTP server for ``folder`` on 127.0.0.1 (a free port) in a thread; returns (server, base url)."""
     import functools
@@ -200,3 +239,31 @@ def test_figure_artifacts_draw_offline_in_a_real_browser(mlflow_store, tmp_path)
         server.shutdown()
     assert 'class="main-svg"' in drawn and 'class="js-line"' in drawn  # the axes and the line were drawn
     assert 'class="main-svg"' not in control  # the check sees a figure that did not draw
+
+
+def test_child_runs_are_named_by_arm_and_seed_with_the_parents_tags(mlflow_store):
+    """Issue 23: a child named "<parent name>/<arm>" truncates to its parent's prefix in the MLflow UI."""
+    run = tracking.start_run("02_pure_min_form", params={"profile": "smoke", "seed": 5})
+    arm = run.child("prm-min", {"lr": 1e-4}, seed=7)
+    r = tracking.client().get_run(arm.id)
+    assert r.info.run_name == "prm-min · seed 7"
+    assert r.data.tags["prmlab.arm"] == "prm-min" and r.data.tags["prmlab.seed"] == "7"
+    assert r.data.tags["mlflow.parentRunId"] == run.id and r.data.tags["prmlab.profile"] == "smoke"
+    assert tracking.client().get_run(run.child("probe").id).info.run_name == "probe"  # no seed: the arm alone
+    run.end_running_children("test")
+    run.finish()
+
+
+def test_params_and_tags_show_floats_without_arithmetic_noise(mlflow_store):
+    run = tracking.start_run("00_policy_sft", params={"profile": "tiny", "seed": 0})
+    run.log_params({"noisy": 0.1 + 0.02, "typed": 0.123456789, "lr": 3e-4, "grid": [0.1 + 0.2, 2]})
+    run.set_tags({"prmlab.share": 0.1 + 0.02, "prmlab.ratio": 2 / 3, "prmlab.name": "a 0.30000000000000004"})
+    run.log_metrics({"eval/x": 0.1 + 0.02})
+    run.finish()
+    r = tracking.client().get_run(run.id)
+    assert {k: r.data.params[k] for k in ("noisy", "typed", "lr", "grid")} == {
+        "noisy": "0.12", "typed": "0.123456789", "lr": "0.0003", "grid": "[0.3, 2]"}  # every typed digit kept
+    assert r.data.tags["prmlab.share"] == "0.12" and r.data.tags["prmlab.ratio"] == "0.6667"  # 4 significant digits
+    assert r.data.tags["prmlab.name"] == "a 0.30000000000000004"  # text is left as it is
+    assert r.data.metrics["eval/x"] == 0.1 + 0.02  # metrics keep full precision
+    assert tracking.rounded({"a": [0.12000000000000005, 2], "b": "x"}) == {"a": [0.12, 2], "b": "x"}

@@ -29,6 +29,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args) -> int:
     tags = dict(t.split("=", 1) for t in args.tag)
     plan = runner.plan(args.notebook, args.profile, args.param)
+    runner.check_upstream([plan])
     print(f"running {plan.notebook.name} (profile {plan.profile}) with {plan.parameters}", flush=True)
     if args.verbose:  # papermill logs the notebook's outputs at level INFO
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -75,8 +76,8 @@ def cmd_sweep(args) -> int:
         if any("seed" in g for g in grid):
             raise ValueError("use either --seeds or a grid axis on seed, not both")
         grid = [{**g, "seed": str(s)} for g in grid for s in range(args.seeds)]
-    for g in grid:  # validate every value before starting any kernel
-        runner.plan(args.notebook, args.profile, list(args.param) + list(g.items()))
+    # validate every value, and that the runs they load exist, before starting any kernel
+    runner.check_upstream([runner.plan(args.notebook, args.profile, list(args.param) + list(g.items())) for g in grid])
     sweep_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     tracking.experiment_id(base.name)  # create store and experiment once, before runs race for them
     print(f"sweep {sweep_id}: {len(grid)} runs of {base.notebook.name}, {args.jobs} at a time", flush=True)
@@ -108,7 +109,7 @@ def cmd_sweep(args) -> int:
             print(err.strip()[-2000:], file=sys.stderr)
         return status
 
-    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
         with runner.signals_interrupt():
             statuses = list(pool.map(one, grid))
@@ -142,13 +143,12 @@ def cmd_params(args) -> int:
 
 
 def cmd_notebooks(args) -> int:
-    """Each notebook: its purpose, its duration on the tiny profile, and its latest run per profile."""
+    """Each notebook: its purpose, its duration on the profile, and its latest run per profile."""
     store = tracking.local_store_path()
     look = store is None or store.exists()  # a fresh checkout has no store yet: nothing to look up
     for nb in notebooks.available_notebooks():
-        minutes = notebooks.TINY_MINUTES.get(nb.stem)
         print(f"{nb.stem:18s} {notebooks.purpose(nb)}")
-        print(f"{'':18s} tiny profile: {f'about {minutes} min on 2 CPU cores' if minutes else 'duration not measured yet'}")
+        print(f"{'':18s} {args.profile} profile: {_duration(nb.stem, args.profile, look)}")
         latest = tracking.latest_runs(nb.stem) if look else {}
         for profile, run in sorted(latest.items()):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.info.start_time / 1000))
@@ -156,6 +156,19 @@ def cmd_notebooks(args) -> int:
         if not latest:
             print(f"{'':18s} no runs yet")
     return 0
+
+
+def _duration(notebook: str, profile: str, look: bool) -> str:
+    """The wall time of the latest finished run of the profile, else the tiny profile's table."""
+    try:
+        run = tracking.latest_run(notebook, profile) if look else None
+    except tracking.NoRunError:
+        run = None
+    if run is not None:
+        when = time.strftime("%Y-%m-%d", time.localtime(run.info.start_time / 1000))
+        return f"{(run.info.end_time - run.info.start_time) / 60000:.1f} min measured (run {run.info.run_id[:8]}, {when})"
+    minutes = notebooks.TINY_MINUTES.get(notebook) if profile == "tiny" else None
+    return f"about {minutes} min on 2 CPU cores (estimate)" if minutes else "duration not measured yet"
 
 
 def cmd_report(args) -> int:
@@ -216,6 +229,24 @@ EXAMPLES = """examples:
 """
 
 
+def _int_in(allowed: notebooks.Range):
+    """An argparse type: an integer in ``allowed`` (argparse names the option and exits with 2)."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes an integer; got {raw!r}") from None
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"must lie in {allowed}; got {value}")
+        return value
+
+    return parse
+
+
+PORT = _int_in(notebooks.Range(1, 65535))
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="prmlab", description=__doc__, epilog=EXAMPLES,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a parameter grid as separate runs of one experiment")
     _add_run_args(p)
     p.add_argument("-g", "--grid", action="append", default=[], metavar="NAME=V1,V2", help="a grid axis (repeatable)")
-    p.add_argument("--seeds", type=int, default=0, help="repeat every grid point with seeds 0..N-1")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once")
+    p.add_argument("--seeds", type=_int_in(notebooks.AT_LEAST_0), default=0, help="repeat every grid point with seeds 0..N-1")
+    p.add_argument("--jobs", type=_int_in(notebooks.AT_LEAST_1), default=1, help="runs at once (at least 1)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("params", help="list a notebook's parameters with their defaults and help")
@@ -242,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("notebooks", help="the notebooks: purpose, duration, latest run per profile")
+    p.add_argument("--profile", default="tiny", choices=PROFILES, help="profile whose durations to show (default: tiny)")
     p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("report", help="write an HTML summary of the latest finished runs into reports/")
@@ -255,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; reach it from elsewhere "
                         "through an SSH tunnel rather than by listening on 0.0.0.0)")
-    p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    p.add_argument("--port", type=PORT, default=5000, help="port to listen on (default 5000)")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("lab", help="JupyterLab on the project",
@@ -263,9 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with Ctrl-C.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; use an SSH tunnel from elsewhere)")
-    p.add_argument("--port", type=int, default=8888, help="port to listen on (default 8888)")
+    p.add_argument("--port", type=PORT, default=8888, help="port to listen on (default 8888)")
     p.set_defaults(func=cmd_lab)
     return ap
+
+
+# The commands that read or write the store: each first ends the runs whose process died without a word.
+STORE_COMMANDS = ("run", "sweep", "notebooks", "report", "ui")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command in STORE_COMMANDS:
+            for run_id, reason in tracking.end_dead_runs():
+                print(f"prmlab: run {run_id} was left RUNNING; ended KILLED: {reason}", file=sys.stderr)
         return args.func(args)
     except (ValueError, LookupError) as e:
         print(f"prmlab: error: {e}", file=sys.stderr)

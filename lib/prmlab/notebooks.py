@@ -1,5 +1,5 @@
 """The notebooks: which exist, what each is for, the parameters each declares, and command-line values
-turned into parameter values (typed and range-checked before any kernel starts).
+turned into parameter values (typed, range- and choice-checked before any kernel starts).
 
 Both the runner (``prmlab run``) and tracking (``start_run`` logs every declared parameter) read
 notebooks through this module, so neither imports the other for it.
@@ -8,12 +8,13 @@ notebooks through this module, so neither imports the other for it.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .choices import unknown_choice
+from .choices import check_choice, unknown_choice
 from .paths import notebooks_dir
 
 # Wall time of each notebook on the tiny profile on 2 CPU cores (00: runs of 2026-11-22; 01-04: runs of 2026-12-01,
@@ -174,3 +175,76 @@ def check_range(name: str, value) -> None:
     allowed = RANGES.get(name)
     if allowed is not None and value not in allowed:
         raise ValueError(f"parameter {name!r} must lie in {allowed}; got {value!r}")
+
+
+def _constant(path: str):
+    """The library constant ``module:NAME`` (a dict: its keys), imported only once a value is checked:
+    most of these modules import torch."""
+    module, name = path.split(":")
+    return lambda: tuple(getattr(importlib.import_module(module), name))
+
+
+def _prm_artifacts() -> tuple[str, ...]:
+    """The PRMs notebook 01 can log: 'prm' (its main one), 'prm_<labels>' and 'orm'."""
+    from .prm.labels import LABEL_SOURCES
+    from .prm.train import artifact_name, model_name
+
+    return ("prm", *(artifact_name(model_name(source), main="") for source in LABEL_SOURCES))
+
+
+def _step_scorers() -> tuple[str, ...]:
+    """What notebook 04's ``scorers`` may name (`prmlab.decoding.study.load_step_scorers`)."""
+    from .decoding.study import IMPLICIT, LIKELIHOOD, ORACLE
+
+    return (ORACLE, LIKELIHOOD, IMPLICIT, *_prm_artifacts())
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Valid values of a string parameter, from the library (``values`` computes them); ``many``: a
+    comma-separated list of them, empty unless ``required``."""
+
+    values: object  # () -> tuple of the valid values
+    many: bool = False
+    required: bool = False
+
+
+_ARMS, _METHODS, _AGGREGATIONS = "prmlab.rl.arms:PURE_ARMS", "prmlab.decoding.compare:METHODS", "prmlab.metrics:AGGREGATIONS"
+
+# The choice parameters of the notebooks, checked by ``check_choices`` before a kernel starts (a name
+# means the same in every notebook declaring it, as in RANGES).
+CHOICES: dict[str, Choices] = {
+    "profile": Choices(_constant("prmlab.profiles:PROFILES")),
+    "dataset": Choices(_constant("prmlab.tasks:TASKS")),
+    "step_format": Choices(_constant("prmlab.tasks.real:STEP_FORMATS")),
+    "arch": Choices(_constant("prmlab.models:ARCHITECTURES")),
+    "misconceptions": Choices(_constant("prmlab.tasks.arith:MISCONCEPTIONS"), many=True),
+    "label_source": Choices(_constant("prmlab.prm.labels:LABEL_SOURCES")),
+    "train_labels": Choices(_constant("prmlab.prm.labels:LABEL_SOURCES"), many=True),
+    "prm_backbone": Choices(_constant("prmlab.prm.backbone:BACKBONES")),
+    "prm_readout": Choices(_constant("prmlab.prm.model:READOUTS")),
+    "eval_split": Choices(_constant("prmlab.prm.train:EVAL_SPLITS")),
+    "prm_name": Choices(_prm_artifacts),
+    "arms": Choices(_constant(_ARMS), many=True, required=True),
+    "reward_convention": Choices(_constant("prmlab.rl.credit:PROB_CONVENTIONS")),
+    "baseline": Choices(_constant("prmlab.rl.pure:BASELINES")),
+    "update_order": Choices(_constant("prmlab.prm.implicit:UPDATE_ORDERS")),
+    "scorers": Choices(_step_scorers, many=True, required=True),
+    "likelihood_methods": Choices(_constant(_METHODS), many=True),
+    "aggregation": Choices(_constant(_AGGREGATIONS)),
+    "rerank_aggregation": Choices(_constant(_AGGREGATIONS)),
+    "smc_resampling": Choices(_constant("prmlab.decoding.resampling:RESAMPLING_SCHEMES")),
+}
+
+
+def check_choices(name: str, value) -> None:
+    """``ValueError`` naming the valid choices when ``value`` is not one of parameter ``name``'s."""
+    choices = CHOICES.get(name)
+    if choices is None or not isinstance(value, str):
+        return
+    valid = choices.values()
+    items = [v.strip() for v in value.split(",") if v.strip()] if choices.many else [value]
+    if choices.required and not items:
+        raise ValueError(f"parameter {name!r} names nothing; valid choices (comma-separated): {', '.join(valid)}")
+    for item in items:
+        check_choice(item, valid, f"{name} entry" if choices.many else name)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import tracking
 from .choices import check_choice
-from .notebooks import check_range, notebook_parameters, parse_value, resolve_notebook
+from .notebooks import check_choices, check_range, notebook_parameters, parse_value, resolve_notebook
 from .paths import runs_dir
 from .profiles import check_profile, overlay
 
@@ -82,12 +82,16 @@ class Plan:
 
     @property
     def seed(self):
-        return self.parameters.get("seed", self.declared.get("seed", {}).get("default", 0))
+        return self.value("seed", 0)
+
+    def value(self, name: str, missing=None):
+        """The value the kernel will see: injected, else the notebook's default."""
+        return self.parameters.get(name, self.declared.get(name, {}).get("default", missing))
 
 
 def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str]] | dict | None = None) -> Plan:
-    """Check notebook, profile and parameters (names, types, known ranges) before any kernel starts;
-    errors list the valid choices."""
+    """Check notebook, profile and parameters (names, types, known ranges and choices) before any kernel
+    starts; errors list the valid choices."""
     nb = resolve_notebook(spec)
     check_profile(profile)
     declared = notebook_parameters(nb)
@@ -101,7 +105,49 @@ def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str
         params[name] = parse_value(name, raw, declared[name]["default"]) if isinstance(raw, str) else raw
     for name, value in params.items():
         check_range(name, value)
+        check_choices(name, value)
     return Plan(nb, profile, params, declared)
+
+
+def upstream(p: Plan) -> list[tuple[str, str | None]]:
+    """The runs of earlier notebooks the plan's notebook loads, read as its loading cells read their
+    parameters: (notebook, the run id its parameter names, or None: its latest finished run of the
+    profile). 00 (the policy) for ``policy_run_id``; 01 (``prm_run_id``) for the PRMs among its step
+    scorers; 03 for the scorer ``implicit``. The step scorers: those 02's arms read, 04's ``scorers``,
+    03's ``prm_name`` (unless its ``prm_run_id`` is "none")."""
+    if "arms" in p.declared:
+        from .rl.arms import arm_scorer_names, parse_arms
+
+        scorers = arm_scorer_names(parse_arms(p.value("arms")), p.value("prm_name"))
+    elif "scorers" in p.declared:
+        scorers = p.value("scorers")
+    else:  # 03: its reference PRM, unless prm_run_id is "none"
+        scorers = "" if p.value("prm_run_id") == "none" else p.value("prm_name", "")
+    names = {s.strip() for s in scorers.split(",") if s.strip()}
+    needed = [("00_policy_sft", p.value("policy_run_id") or None)] if "policy_run_id" in p.declared else []
+    if names:
+        from .decoding.study import IMPLICIT, LIKELIHOOD, ORACLE
+
+        if names - {ORACLE, LIKELIHOOD, IMPLICIT}:
+            needed.append(("01_prm_training", p.value("prm_run_id") or None))
+        if IMPLICIT in names:
+            needed.append(("03_prime_implicit", None))
+    return needed
+
+
+def check_upstream(plans: list[Plan]) -> None:
+    """``tracking.NoRunError`` naming every ``prmlab run`` to do first when a notebook of ``plans`` would
+    load a run the store lacks: found here, before a kernel starts, not in the notebook's loading cell."""
+    from .artifacts import find_run
+
+    errors = []
+    for name, run_id, profile in dict.fromkeys((*run, p.value("profile")) for p in plans for run in upstream(p)):
+        try:
+            find_run(name, profile, run_id)
+        except tracking.NoRunError as e:
+            errors.append(str(e))
+    if errors:
+        raise tracking.NoRunError(f"{plans[0].name} loads what earlier notebooks logged: {'; '.join(errors)}")
 
 
 def executed_notebooks_dir() -> Path:
@@ -134,17 +180,18 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progres
                      on_cell_execute=cells.on_cell_execute, extra_arguments=list(KERNEL_CONSOLE_PROGRESS))
     with signals_interrupt() as stopping:  # the cleanup below runs inside it too: a second signal cannot cut it short
         try:
-            papermill.execute_notebook(
-                str(p.notebook),
-                str(output),
-                parameters=p.parameters,
-                kernel_name="python3",
-                progress_bar=False,
-                log_output=log_output,
-                cwd=str(p.notebook.parent),  # as in JupyterLab: the kernel starts in the notebook's folder
-                kernel_manager_class=stoppable_kernel_manager(stopping),
-                **shown,
-            )
+            with heartbeat(run):  # while the kernel runs
+                papermill.execute_notebook(
+                    str(p.notebook),
+                    str(output),
+                    parameters=p.parameters,
+                    kernel_name="python3",
+                    progress_bar=False,
+                    log_output=log_output,
+                    cwd=str(p.notebook.parent),  # as in JupyterLab: the kernel starts in the notebook's folder
+                    kernel_manager_class=stoppable_kernel_manager(stopping),
+                    **shown,
+                )
         except BaseException as e:
             if output.exists():
                 run.log_artifact(output, "notebook")
@@ -166,6 +213,30 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progres
         run.log_artifact(output, "notebook")
         run.finish("FINISHED")
     return run_id, output
+
+
+@contextlib.contextmanager
+def heartbeat(run, every: float = tracking.HEARTBEAT_S):
+    """For the duration, a thread renews the run's heartbeat tag every ``every`` seconds: a run whose
+    runner dies on another host without a word is then found by its silence (``tracking.death``)."""
+    done = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                run.set_tags({tracking.HEARTBEAT_TAG: tracking.heartbeat_now()})
+            except Exception:  # noqa: BLE001 - a missed beat is no reason to stop the run; the next may land
+                pass
+            if done.wait(every):
+                return
+
+    thread = threading.Thread(target=beat, name="prmlab-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 # ----------------------------------------------------------------------------------------------

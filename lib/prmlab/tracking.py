@@ -16,9 +16,12 @@ notebook calls ``start_run`` again (it was re-run from the top), so abandoned ru
 from __future__ import annotations
 
 import atexit
+import calendar
 import json
+import math
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +33,11 @@ from .paths import project_root, runs_dir
 
 RUN_ID_ENV = "PRMLAB_RUN_ID"
 TAG_PREFIX = "prmlab."
+# Who runs a run: the process that created it (the runner under prmlab run, else the kernel), and the
+# runner's heartbeat (UTC, ISO 8601), renewed every HEARTBEAT_S while its kernel runs.
+HOST_TAG, PID_TAG, HEARTBEAT_TAG = f"{TAG_PREFIX}host", f"{TAG_PREFIX}pid", f"{TAG_PREFIX}heartbeat"
+HEARTBEAT_S = 30
+HEARTBEAT_TIMEOUT_S = 900  # generous: a store locked by concurrent runs delays a beat by seconds, not minutes
 
 
 def tracking_uri() -> str:
@@ -117,6 +125,8 @@ def create_run(notebook: str, profile: str, seed, tags: dict | None = None) -> s
         f"{TAG_PREFIX}profile": profile,
         f"{TAG_PREFIX}seed": str(seed),
         **{f"{TAG_PREFIX}{k}": v for k, v in git_state().items()},
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
         "mlflow.source.name": f"notebooks/{notebook}.ipynb",
         **(tags or {}),
     }
@@ -163,6 +173,7 @@ class Run:
     def set_tags(self, tags: dict) -> None:
         from mlflow.entities import RunTag
 
+        tags = {k: rounded(v) for k, v in tags.items()}  # shown as text: 0.12, not 0.12000000000000005
         _retry(lambda: self.client.log_batch(self.id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()]))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -192,14 +203,19 @@ class Run:
             (Path(d) / f"{name}.json").write_text(fig.to_json())
             self.log_artifact(d, "figures")
 
-    def child(self, name: str, params: dict | None = None) -> "Run":
+    def child(self, name: str, params: dict | None = None, seed=None) -> "Run":
         """A nested run under this one (e.g. one arm of an experiment), in the same experiment, with this
         run's prmlab tags: the MLflow UI groups it under its parent and compares arms side by side.
+        It is named ``name`` (and ``seed``: "prm-min · seed 0"), not after its parent, so that the UI's
+        narrow name column tells the arms apart; tagged ``prmlab.arm`` (and ``prmlab.seed``).
         End it with ``finish()``; a child left unfinished ends KILLED with its process, like any run."""
         parent = self.client.get_run(self.id)
-        tags = {k: v for k, v in parent.data.tags.items() if k.startswith(TAG_PREFIX)}
+        tags = {k: v for k, v in parent.data.tags.items() if k.startswith(TAG_PREFIX) and k != HEARTBEAT_TAG}
         tags |= {"mlflow.parentRunId": self.id, f"{TAG_PREFIX}arm": name}
-        created = self.client.create_run(parent.info.experiment_id, run_name=f"{parent.info.run_name}/{name}", tags=tags)
+        if seed is not None:
+            tags[f"{TAG_PREFIX}seed"] = str(seed)
+        run_name = name if seed is None else f"{name} · seed {seed}"
+        created = self.client.create_run(parent.info.experiment_id, run_name=run_name, tags=tags)
         run = Run(created.info.run_id)
         _unfinished[run.id] = run
         if params:
@@ -271,8 +287,23 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
 
 
+def rounded(value, digits: int = 4):
+    """``value`` for display: every float in it (in lists, tuples and dict values too) to ``digits``
+    significant digits (0.12000000000000005 -> 0.12); anything else as it is. Metrics keep full precision."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rounded(v, digits) for v in value)
+    return value
+
+
+PARAM_DIGITS = 12  # a parameter keeps every digit a person would type, without the float noise of arithmetic
+
+
 def _param_value(v) -> str:
-    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    s = v if isinstance(v, str) else json.dumps(rounded(v, PARAM_DIGITS), default=str)
     return s[:6000]
 
 
@@ -330,6 +361,62 @@ def latest_runs(notebook: str) -> dict:
     for run in c.search_runs([exp.experiment_id], TOP_LEVEL, order_by=["attributes.start_time DESC"], max_results=1000):
         latest.setdefault(run.data.tags.get(f"{TAG_PREFIX}profile", "?"), run)
     return latest
+
+
+_BEAT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def heartbeat_now(at: float | None = None) -> str:
+    """A heartbeat tag's value: the time ``at`` (default now) in UTC, ISO 8601."""
+    return time.strftime(_BEAT_FORMAT, time.gmtime(at))
+
+
+def death(run) -> str | None:
+    """Why a RUNNING run has no process left to end it (None if it may still have one): the process
+    that created it ran on this host and is gone (``kill -9``, the OOM killer), or its heartbeat stopped
+    more than HEARTBEAT_TIMEOUT_S ago (a runner on another host). A run without these tags (started
+    before they were recorded) is never judged."""
+    tags = run.data.tags
+    pid, beat = tags.get(PID_TAG, ""), tags.get(HEARTBEAT_TAG)
+    if tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return f"its process {pid} on {tags[HOST_TAG]} died without ending the run (killed, e.g. kill -9 or out of memory)"
+    silent = time.time() - calendar.timegm(time.strptime(beat, _BEAT_FORMAT)) if beat else 0
+    if silent > HEARTBEAT_TIMEOUT_S:
+        return f"no heartbeat from its process {pid} on {tags.get(HOST_TAG)} since {beat} ({silent / 60:.0f} min)"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def end_dead_runs() -> list[tuple[str, str]]:
+    """End KILLED, with the reason in ``prmlab.error``, every top-level RUNNING run whose process is gone
+    (see ``death``), and its running child runs; returns (run id, reason) of each. A local store that does
+    not exist yet is not created."""
+    store = local_store_path()
+    if store is not None and not store.exists():
+        return []
+    c = client()
+    experiments = [e.experiment_id for e in c.search_experiments()]
+    if not experiments:
+        return []
+    ended = []
+    for found in c.search_runs(experiments, f"attributes.status = 'RUNNING' and {TOP_LEVEL}", max_results=1000):
+        reason = death(found)
+        if reason:
+            run = Run(found.info.run_id)
+            run.set_tags({f"{TAG_PREFIX}error": reason})
+            run.finish("KILLED")
+            run.end_running_children(f"the parent run was ended: {reason}")
+            ended.append((run.id, reason))
+    return ended
 
 
 def local_store_path(uri: str | None = None) -> Path | None:
