@@ -57,17 +57,19 @@ def test_smc_scaling_reads_every_target():
            "greedy": math.inf}
     high = {**low, "target accuracy": 0.5, "smc": 4.0, "best_of_n": 16.0, "beam_search": 16.0}
     assert headlines.smc_scaling("oracle", [low, high]) == [
-        "Scorer oracle: SMC reaches 0.450 with N = 2.0; best_of_n needs 4.0x as many (N = 8.0); beam_search never "
-        "reaches it.",
-        "Scorer oracle: SMC reaches 0.500 with N = 4.0; best_of_n needs 4.0x as many (N = 16.0); beam_search needs "
-        "4.0x as many (N = 16.0).",
+        "Scorer oracle: SMC reaches 0.450 with N = 2 solutions per problem (interpolated between the budgets run); "
+        "best-of-N needs 4.0x as many (N = 8); beam search never reaches it.",
+        "Scorer oracle: SMC reaches 0.500 with N = 4 solutions per problem (interpolated between the budgets run); "
+        "best-of-N needs 4.0x as many (N = 16); beam search needs 4.0x as many (N = 16).",
         f"Scorer oracle: {SMC_CLAIM} holds at every target (0.450, 0.500)."]
     # SMC reaches the 90% target first but never the 100% one: the headline does not hold
     never = headlines.smc_scaling("prm", [low, {**high, "smc": math.inf}])
     assert never[1] == "Scorer prm: SMC never reaches 0.500 within the largest N."
     assert never[2] == f"Scorer prm: {SMC_CLAIM} holds at 0.450 but not at 0.500: it does not hold."
     tied = headlines.smc_scaling("prm", [{**low, "beam_search": 2.0}, {**high, "smc": math.inf}])
-    assert "beam_search needs 1.0x as many (N = 2.0)" in tied[0]
+    assert "beam search needs 1.0x as many (N = 2)" in tied[0]
+    assert "SMC reaches 0.450 with N = 3.4 solutions per problem (interpolated" in headlines.smc_scaling(
+        "prm", [{**low, "smc": 3.4}])[0]  # N between the budgets run, said so
     assert tied[2] == f"Scorer prm: {SMC_CLAIM} does not hold at any target (0.450, 0.500)."
     greedy = headlines.smc_scaling("prm", [{**low, "greedy": 1.0}])
     assert greedy[0].endswith("Greedy decoding reaches it with one solution per problem.")
@@ -339,7 +341,7 @@ def test_prime_headline_judges_speed_and_gain_on_three_seeds():
     assert headlines.prime(h) == [
         "PRIME reaches outcome-only RLOO's final accuracy with 2.00x fewer rollouts (seeds: 2.00 to 2.00), over 3 "
         "seed(s): 'PRIME learns faster than outcome-only RLOO' holds (rollouts saved +500 rollouts, standard error 0 "
-        "rollouts over 3 seeds) (the paper: 2.5x).",
+        "rollouts over 3 seeds) (the paper: 2.5x fewer).",
         "PRIME ends at 0.520 (+0.120 from the start; greedy 0.850, +0.050 from the start) and outcome-only RLOO at 0.480 "
         "(+0.080 from the start; greedy 0.780, -0.020 from the start): PRIME's final accuracy is +0.040 against RLOO's "
         "(seeds: +0.040 to +0.040) and +0.070 in greedy accuracy (standard error 0.008): a final gain holds (difference "
@@ -372,4 +374,28 @@ def test_prime_headline_with_two_seeds_a_falling_greedy_accuracy_or_a_miss():
     assert h["headline/prime_missed"] == 1.0 and h["headline/prime_faster"] == 0.0
     assert h["headline/prime_faster_diff"] == -math.inf and math.isnan(h["headline/prime_faster_se"])
     assert ("over 3 seed(s); PRIME never reached it on 1 of 3 seed(s), counted as 0: 'PRIME learns faster than "
-            "outcome-only RLOO' does not hold (the paper: 2.5x).") in headlines.prime(h)[0]
+            "outcome-only RLOO' does not hold (the paper: 2.5x fewer).") in headlines.prime(h)[0]
+
+
+def test_a_gap_is_read_with_its_direction_not_a_negative_number():
+    """Issue 23: "-0.005 below" read as a gap of 0.005 in the other direction."""
+    above = headlines.self_certainty({"eval/greedy_accuracy": 0.855, "eval/pass_at_16": 0.85})[0]
+    assert "Greedy decoding solves 0.855 of the problems, 0.005 above pass@16 (0.850)" in above and "-0.005" not in above
+    below = headlines.self_certainty({"eval/greedy_accuracy": 0.6, "eval/pass_at_16": 0.85})[0]
+    assert "0.250 below pass@16" in below and below.endswith("holds.")
+
+
+def test_prime_speed_reads_as_fewer_as_many_or_more_rollouts():
+    """Issue 23: "1.00x fewer rollouts" for a tie; a ratio under 1 is more rollouts, not fewer."""
+    h = prime_headline(_prime_arms())
+    said = {eff: headlines.prime({**h, "headline/sample_efficiency": eff})[0] for eff in (2.0, 1.0, 0.8)}
+    assert "with 2.00x fewer rollouts" in said[2.0]
+    assert "with as many rollouts (1.00x)" in said[1.0] and "fewer rollouts" not in said[1.0]
+    assert "with 1.25x as many rollouts" in said[0.8] and "fewer rollouts" not in said[0.8]
+
+
+def test_every_headline_line_says_how_many_seeds_and_problems_it_rests_on():
+    lines = headlines.pure(pure_headline(_pure_arms()))
+    based = headlines.rests_on(lines, 3.0, 100)
+    assert len(based) == len(lines) and all(b == f"{line} [3 seeds × 100 problems]" for b, line in zip(based, lines))
+    assert headlines.rests_on(["pass@1 is 0.500."], 1, 1) == ["pass@1 is 0.500. [1 seed × 1 problem]"]

@@ -133,44 +133,45 @@ RL_STEP_METRICS = ("eval/accuracy_sampled", "eval/accuracy_greedy", "rollout/acc
 
 
 def nested_runs(run) -> dict:
-    """The nested runs (arms) of ``run``, by name after the parent's."""
+    """The nested runs (arms) of ``run``, by name ("prm-min · seed 0")."""
     found = tracking.client().search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
-    return {r.info.run_name.split("/", 1)[1]: r for r in found}
+    return {r.info.run_name: r for r in found}
 
 
 def test_02_pure_min_form(module_store, tmp_path):
     run, nb = smoke("02", tmp_path)
     arms = nested_runs(run)
-    assert set(arms) == {f"{a}-seed0" for a in ("verifiable", "prm-sum", "prm-min", "prm-min+vr", "oracle-sum", "oracle-min")}
+    assert set(arms) == {f"{a} · seed 0" for a in ("verifiable", "prm-sum", "prm-min", "prm-min+vr", "oracle-sum", "oracle-min")}
     for name, arm in arms.items():
         assert arm.info.status == "FINISHED" and arm.data.params["steps"] == "3" and arm.data.params["seed"] == "0"
         for key in RL_STEP_METRICS:
             assert key in arm.data.metrics, (name, key)
         assert len(tracking.client().get_metric_history(arm.info.run_id, "train/loss")) == 3  # one per RL step
-    assert "reward/prm_mean" in arms["prm-min-seed0"].data.metrics and "reward/prm_mean" not in arms["verifiable-seed0"].data.metrics
+    assert "reward/prm_mean" in arms["prm-min · seed 0"].data.metrics and "reward/prm_mean" not in arms["verifiable · seed 0"].data.metrics
     assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "smoke").info.run_id
     m = run.data.metrics
     assert {"headline/sum_form_collapses", "headline/min_form_stable", "headline/min_vr_best",
             "headline/min_form_faster", "headline/prm-min/final_accuracy"} <= set(m)
-    assert {"figures/accuracy.html", "figures/wrong_steps.html", "figures/prm_reward.html"} <= logged(run, "figures")
-    assert static_views(nb) == (5, 1)
+    assert {"figures/accuracy.html", "figures/wrong_steps.html", "figures/prm_reward.html",
+            "figures/arm_summary.html"} <= logged(run, "figures") and "arm_summary.json" in logged(run)
+    assert static_views(nb) == (6, 1)
     assert "'min-form trains stably'" in printed(nb)
 
 
 def test_03_prime_implicit(module_store, tmp_path):
     run, nb = smoke("03", tmp_path)
     arms = nested_runs(run)
-    assert set(arms) == {"rloo-seed0", "prime-seed0"}
+    assert set(arms) == {"rloo · seed 0", "prime · seed 0"}
     for key in RL_STEP_METRICS + ("filter/kept_share", "train/rollouts_seen"):
         assert all(key in a.data.metrics for a in arms.values()), key
-    prime = arms["prime-seed0"].data.metrics
+    prime = arms["prime · seed 0"].data.metrics
     assert "implicit_prm/loss" in prime and "implicit_prm/step_accuracy" in prime
-    assert "implicit_prm/loss" not in arms["rloo-seed0"].data.metrics
+    assert "implicit_prm/loss" not in arms["rloo · seed 0"].data.metrics
     assert {"headline/sample_efficiency", "headline/final_gain", "eval/implicit_prm/step_accuracy"} <= set(run.data.metrics)
     assert "implicit_prm" in logged(run)
     implicit, _, found = artifacts.load_model("03_prime_implicit", "implicit_prm", kind="implicit_prm", profile="smoke")
     assert found.info.run_id == run.info.run_id and implicit.beta == 0.05
-    assert static_views(nb)[0] == 2
+    assert static_views(nb)[0] == 3 and "arm_summary.json" in logged(run)
     assert "'PRIME learns faster than outcome-only RLOO'" in printed(nb)
 
 

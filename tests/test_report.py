@@ -101,3 +101,33 @@ def test_report_figures_draw_readable_ticks_in_a_real_browser(mlflow_store, tmp_
     assert {"1000", "10k", "100k"} <= set(xticks)  # the tokens axis
     assert not [t for t in xticks if re.fullmatch(r"\d+\.\d+k|0\.5|1\.5", t)]  # no "16.384k", no half steps
     assert {"sum (moving average 5)", "min (moving average 5)"} <= set(re.findall(r'class="legendtext"[^>]*>([^<]*)<', dom))
+
+
+def test_each_headline_line_is_classed_held_not_held_within_noise_or_without_verdict():
+    from prmlab.report import verdict
+
+    lines = {
+        "pass@1 is 0.420: the target (between 0.35 and 0.75) holds.": "yes",
+        "Monte Carlo labels approach oracle labels (within 0.03) holds.": "yes",
+        "'sum-form is hacked and collapses' does not hold: the reverse is beyond 2 standard errors (...)": "no",
+        "the headline holds at 0.450 but not at 0.500: it does not hold.": "no",
+        "'min-form trains stably' is within noise (2 seeds; a claim needs at least 3; ...)": "noise",
+        "It is not shown to be worth its tokens: its lead over greedy is within noise (...).": "noise",
+        "It is worth its tokens: it beats greedy decoding ...": "yes",
+        "It is not worth its tokens: it does not beat greedy": "no",
+        "Sampled pass@1 and greedy accuracy at the end (change from the start): ...": "na",
+    }
+    assert {line: verdict(line) for line in lines} == lines
+
+
+def test_report_links_each_run_and_its_executed_notebook_and_marks_noise(mlflow_store, tmp_path):
+    run = tracking.start_run("02_pure_min_form", params={"profile": "tiny", "seed": 0})
+    (tmp_path / "nb.ipynb").write_text("{}")
+    run.log_artifact(tmp_path / "nb.ipynb", "notebook")  # as the runner attaches it
+    run.set_headline(["The best arm is within noise (2 seeds; a claim needs at least 3). [2 seeds × 100 problems]"])
+    run.finish()
+    page = write_report("tiny", tmp_path / "r.html", ui="http://host:5000").read_text()
+    info = tracking.client().get_run(run.id).info
+    assert f"<a href='http://host:5000/#/experiments/{info.experiment_id}/runs/{run.id}'>MLflow run</a>" in page
+    assert f"<a href='{info.artifact_uri}/notebook/nb.ipynb'>executed notebook (ipynb)</a>" in page
+    assert "<li class='held-noise'>The best arm is within noise" in page and "≈ within noise" in page

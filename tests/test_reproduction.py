@@ -210,11 +210,11 @@ def test_04_with_the_trained_prm_smc_rises_up_to_64_and_beats_best_of_n_there():
 
 
 def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
-    """``{arm (nested run name): {step: value}}`` of ``key`` for the nested runs of notebook ``number``."""
+    """``{nested run name ("prm-sum · seed 0"): {step: value}}`` of ``key`` for the nested runs of notebook ``number``."""
     c = tracking.client()
     parent = c.get_run(finished_run(number))
     arms = c.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    return {a.info.run_name.split("/", 1)[1]: {m.step: m.value for m in c.get_metric_history(a.info.run_id, key)}
+    return {a.info.run_name: {m.step: m.value for m in c.get_metric_history(a.info.run_id, key)}
             for a in arms}
 
 
@@ -234,7 +234,7 @@ def test_02_the_oracle_meters_see_the_hacking():
     assert holds(m["headline/prm-sum/wrong_step_rise"], m["headline/prm-sum/wrong_step_rise_se"], seeds), m
     prm = arm_histories("02", "reward/prm_mean")
     for seed in range(int(seeds)):
-        p = prm[f"prm-sum-seed{seed}"]
+        p = prm[f"prm-sum · seed {seed}"]
         assert p[max(p)] > p[0], (seed, p)
     assert not holds(m["headline/oracle-min/wrong_step_rise"], m["headline/oracle-min/wrong_step_rise_se"], seeds), m
 

@@ -172,3 +172,37 @@ def test_readable_ticks_on_log_step_and_category_axes():
     study = {"ns": [1, 2, 4], "accuracy": {"majority": {1: 0.2, 2: 0.3, 4: 0.4}}}
     chosen = viz.readable_ticks(viz.real_text_figure(study))
     assert list(chosen.layout.xaxis.tickvals) == [1, 2, 4]  # ticks a figure set itself are kept
+
+
+def _styles(fig) -> dict:
+    return {t.name: (t.line.color, t.line.dash) for t in fig.data if t.showlegend is not False}
+
+
+def test_one_colour_per_arm_or_method_in_every_figure():
+    """Issue 23: prm-sum was red in one figure and blue in the next; 04's 11 series shared a 10-colour cycle."""
+    from prmlab.decoding.compare import METHODS
+    from prmlab.rl.arms import PURE_ARMS
+
+    curve = {0: 0.1, 1: 0.2}
+    first = _styles(viz.curves_figure({"prm-sum": curve, "verifiable": curve}, "a", "step", "y", log_x=False))
+    second = _styles(viz.curves_figure({"oracle-min": curve, "prm-min": curve, "prm-sum": curve}, "b", "step", "y"))
+    assert first["prm-sum"] == second["prm-sum"] == (viz.SERIES_COLORS["prm-sum"], "solid")
+    assert {*PURE_ARMS, "rloo", "prime", *METHODS, "greedy"} <= set(viz.SERIES_COLORS)
+    assert len(set(viz.SERIES_COLORS.values())) == len(viz.SERIES_COLORS)  # one colour each
+    # 04: method x scorer, the scorer as dash; more series than any 10-colour cycle, no two alike
+    scored = [f"{m} [{s}]" for m in ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority")
+              for s in ("prm", "oracle", "likelihood")] + ["best_of_n_t0.5 [prm]", "best_of_n_t0.7 [prm]"]
+    names = scored + ["majority", "majority_t0.5", "majority_t0.7", "greedy", "smc [prm_mc_soft]"]
+    summary = {n: {1: (0.5, 0.4, 0.6), 2: (0.6, 0.5, 0.7)} for n in names}
+    styles = _styles(viz.mean_curves_figure(summary, "c", "N", "acc"))
+    assert len(styles) == len(names) > 20 and len(set(styles.values())) == len(names)
+    assert styles["smc [oracle]"][0] == styles["smc [prm]"][0] == viz.SERIES_COLORS["smc"]
+    assert {styles[f"{m} [oracle]"][1] for m in ("smc", "dvts", "best_of_n")} == {"dash"}
+    assert styles["smc [prm_mc_soft]"][1] not in {"solid", "dash", "dot"}  # a scorer of its own: a dash of its own
+    # a name outside the mapping keeps its colour from figure to figure; seeds of one arm share its colour
+    alone = _styles(viz.curves_figure({"PRM-oracle (min)": curve}, "d", "N", "acc"))
+    beside = _styles(viz.curves_figure({"majority vote": curve, "PRM-oracle (min)": curve}, "e", "N", "acc"))
+    assert alone["PRM-oracle (min)"] == beside["PRM-oracle (min)"]
+    seeds = viz.series_styles(["prime (seed 0)", "prime (seed 1)", "rloo (seed 0)"])
+    assert seeds["prime (seed 0)"][0] == seeds["prime (seed 1)"][0] == viz.SERIES_COLORS["prime"]
+    assert seeds["prime (seed 0)"][1] != seeds["prime (seed 1)"][1] and seeds["rloo (seed 0)"][1] == "solid"

@@ -24,6 +24,21 @@ def _num(x: float, unit: str = "", digits: int = 3, sign: bool = True) -> str:
     return f"{x:{'+' if sign else ''}.{digits}f}{unit}"
 
 
+def _gap(x: float, below: str = "below", above: str = "above") -> str:
+    """A gap read with a direction word: its size and the word (0.005 above, not "-0.005 below")."""
+    return f"{abs(x):.3f} {below if x >= 0 else above}"
+
+
+def _count(n: int | float, what: str) -> str:
+    return f"{int(n)} {what}{'' if int(n) == 1 else 's'}"
+
+
+def rests_on(lines: list[str], seeds: int | float, problems: int | float) -> list[str]:
+    """``lines`` each saying what it rests on: "... holds. [3 seeds × 100 problems]" (the eval problems
+    of each seed)."""
+    return [f"{line} [{_count(seeds, 'seed')} × {_count(problems, 'problem')}]" for line in lines]
+
+
 def noise_verdict(flag: float, diff: float, se: float, seeds: int | float, unit: str = "", digits: int = 3,
                   why_not: str = "", what: str = "difference") -> str:
     """How a claim about a difference reads: "holds (...)" where its logged verdict ``flag`` is 1; else
@@ -74,7 +89,7 @@ def prm_best_of_n(headline: dict) -> list[str]:
     AUROC on misconception errors against the ORM's; and each Monte Carlo PRM's gap to the
     oracle-labelled one (``reranking.headline``'s numbers). One run: one seed and its eval problems."""
     h = headline
-    n, prm, maj = h["headline/n"], h["headline/prm_best_of_n"], h["headline/majority"]
+    n, prm, maj = int(h["headline/n"]), h["headline/prm_best_of_n"], h["headline/majority"]
     out = [f"At N = {n}, PRM-guided best-of-N reaches {prm:.3f} against {maj:.3f} for majority vote: the headline "
            f"(PRM best-of-N beats majority vote) {_held(prm > maj)}, by {prm - maj:+.3f}."]
     rivals = {"the policy's likelihood": h.get("headline/likelihood_best_of_n"),
@@ -99,7 +114,7 @@ def prm_best_of_n(headline: dict) -> list[str]:
     for key, gap in h.items():
         if key.endswith("_gap_to_oracle"):
             name = key[len("headline/"):-len("_gap_to_oracle")]
-            out.append(f"{name}'s best-of-{n} is {abs(gap):.3f} {'below' if gap >= 0 else 'above'} the oracle-labelled "
+            out.append(f"{name}'s best-of-{n} is {_gap(gap)} the oracle-labelled "
                        f"PRM's: Monte Carlo labels approach oracle labels (within {GAP_TOLERANCE}) "
                        f"{_held(abs(gap) <= GAP_TOLERANCE)}.")
     return out
@@ -122,9 +137,10 @@ def smc_scaling(scorer: str, rows: list[dict], versus: dict | None = None) -> li
             out.append(f"Scorer {scorer}: SMC never reaches {target:.3f} within the largest N.{greedy}")
             held[target] = False
             continue
-        said = "; ".join(f"{m} never reaches it" if not math.isfinite(row[m]) else
-                         f"{m} needs {row[m] / smc:.1f}x as many (N = {row[m]:.1f})" for m in compared)
-        out.append(f"Scorer {scorer}: SMC reaches {target:.3f} with N = {smc:.1f}{'; ' + said if said else ''}.{greedy}")
+        said = "; ".join(f"{human[m]} never reaches it" if not math.isfinite(row[m]) else
+                         f"{human[m]} needs {row[m] / smc:.1f}x as many (N = {_step(row[m])})" for m in compared)
+        out.append(f"Scorer {scorer}: SMC reaches {target:.3f} with N = {_step(smc)} solutions per problem (interpolated between "
+                   f"the budgets run){'; ' + said if said else ''}.{greedy}")
         held[target] = all(row[m] > smc for m in compared)
     fmt = lambda ts: ", ".join(f"{t:.3f}" for t in ts)  # noqa: E731
     if not held:
@@ -231,7 +247,7 @@ def pure(headline: dict) -> list[str]:
                    f"{verdict('sum_form_collapses', 'fall from the start', 'its wrong-step share does not rise beyond noise')}.")
     if "headline/min_form_stable" in h:
         mf, sf = h["headline/prm-min/fall_from_best"], h["headline/prm-sum/fall_from_best"]
-        said = f", {mf:.3f} below its best evaluation against sum-form's {sf:.3f}"
+        said = f", {_gap(mf)} its best evaluation against sum-form's {sf:.3f}"
         wrong = "headline/min_form_stable_wrong_diff" in h
         if wrong:
             said += (f"; the oracle's wrong-step share moved {h['headline/prm-min/wrong_step_rise']:+.3f} under min-form "
@@ -267,6 +283,15 @@ def pure(headline: dict) -> list[str]:
     return out + _greedy(h, {a: a for a in arms})
 
 
+def _times(ratio: float) -> str:
+    """RLOO's rollouts over PRIME's, in words: "2.00x fewer rollouts", "as many rollouts", "1.50x as many"."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return "no rollouts" if ratio > 0 else "no finite number of rollouts"
+    if f"{ratio:.2f}" == "1.00":
+        return "as many rollouts (1.00x)"
+    return f"{ratio:.2f}x fewer rollouts" if ratio > 1 else f"{1 / ratio:.2f}x as many rollouts"
+
+
 def prime(headline: dict) -> list[str]:
     """03: PRIME's sample efficiency and final gain over outcome-only RLOO (`prmlab.rl.arms.prime_headline`),
     each difference judged by `noise_verdict`; then both arms' sampled and greedy accuracy (`_greedy`)."""
@@ -282,8 +307,8 @@ def prime(headline: dict) -> list[str]:
     faster = ("does not hold" if missed else
               noise_verdict(h["headline/prime_faster"], h["headline/prime_faster_diff"], h["headline/prime_faster_se"],
                             seeds, " rollouts", 0, why, "rollouts saved"))
-    out = [f"PRIME reaches outcome-only RLOO's final accuracy with {eff:.2f}x fewer rollouts{spread}, over {seeds} "
-           f"seed(s){never}: 'PRIME learns faster than outcome-only RLOO' {faster} (the paper: 2.5x)."]
+    out = [f"PRIME reaches outcome-only RLOO's final accuracy with {_times(eff)}{spread}, over {seeds} "
+           f"seed(s){never}: 'PRIME learns faster than outcome-only RLOO' {faster} (the paper: 2.5x fewer)."]
     gspread = f" (seeds: {glo:+.3f} to {ghi:+.3f})" if seeds > 1 else ""
     greedy = ""
     if math.isfinite(h.get("headline/final_gain_greedy", math.nan)):
@@ -315,7 +340,7 @@ def self_certainty(metrics: dict) -> list[str]:
     greedy, p16 = metrics.get("eval/greedy_accuracy"), metrics.get("eval/pass_at_16")
     if greedy is not None and p16 is not None:
         gap = p16 - greedy
-        out.append(f"Greedy decoding solves {greedy:.3f} of the problems, {gap:.3f} below pass@16 ({p16:.3f}): the target "
+        out.append(f"Greedy decoding solves {greedy:.3f} of the problems, {_gap(gap)} pass@16 ({p16:.3f}): the target "
                    f"(at least {t['greedy_gap']} below) {_held(gap >= t['greedy_gap'])}.")
     share = metrics.get("selfcert/confident_share")
     if share is not None:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from . import tracking
+from .metrics import MIN_SEEDS, Z
 from .notebooks import available_notebooks, purpose
 from .paths import reports_dir
 from .profiles import check_profile
@@ -40,17 +41,27 @@ def _metrics_table(metrics: dict) -> str:
             f"<table class='m'><tr><th>metric</th><th>value</th></tr>{body}</table></details>")
 
 
+# How a headline line's verdict reads (`prmlab.headlines`), checked in this order: the first that matches
+# decides, so "does not hold" is never read as "holds", nor "is within noise (...)" as held.
+VERDICTS = (
+    ("no", r"\bdoes not hold\b|\bnot held\b|\bis not worth its tokens\b"),
+    ("noise", r"\bwithin noise\b|\bnot shown to be\b"),
+    ("yes", r"\bholds?\b|\bheld\b|\bis worth its tokens\b"),
+)
+
+
+def verdict(line: str) -> str:
+    """The class of a headline line: "yes" (held), "no" (not held), "noise" (within noise: neither shown
+    nor refuted) or "na" (a line without a verdict, e.g. the arms' accuracies)."""
+    return next((cls for cls, pattern in VERDICTS if re.search(pattern, line)), "na")
+
+
 def _claims(run) -> str:
-    """The run's headline read-out, each claim marked held or not; else its headline/ metrics."""
+    """The run's headline read-out, each claim marked by its `verdict`; else its headline/ metrics."""
     note = run.data.tags.get(tracking.NOTE_TAG, "").strip()
     if note:
-        items = []
-        for line in note.splitlines():
-            line = line.strip().removeprefix("- ").strip()
-            if line:
-                held = "no" if re.search(r"\bdoes not hold\b|\bnot held\b", line) else (
-                    "yes" if re.search(r"\bholds?\b|\bheld\b", line) else "")
-                items.append(f"<li class='held-{held or 'na'}'>{html.escape(line)}</li>")
+        lines = [line.strip().removeprefix("- ").strip() for line in note.splitlines()]
+        items = [f"<li class='held-{verdict(line)}'>{html.escape(line)}</li>" for line in lines if line]
         return f"<ul class='claims'>{''.join(items)}</ul>"
     heads = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("headline/")}
     if not heads:
@@ -83,14 +94,37 @@ def _figures(run, workdir: Path) -> list[str]:
     return out
 
 
-def _run_line(run) -> str:
+def ui_address() -> str:
+    """Where the MLflow UI over the store serves: the tracking server, else what ``prmlab ui`` starts."""
+    uri = tracking.tracking_uri()
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def _links(run, ui: str) -> str:
+    """Links to the run's page in the MLflow UI and to its executed notebook (each file under
+    ``notebook/``): the file itself where the artifacts are local, else its page in the UI."""
+    info = run.info
+    page = f"{ui}/#/experiments/{info.experiment_id}/runs/{info.run_id}"
+    links = [f"<a href='{html.escape(page)}'>MLflow run</a>"]
+    try:
+        notebooks = tracking.client().list_artifacts(info.run_id, "notebook")
+    except Exception:  # noqa: BLE001 - a run without an executed notebook (interactive) has none to link
+        notebooks = []
+    local = info.artifact_uri.startswith("file:")
+    for item in sorted(notebooks, key=lambda a: a.path):
+        href = f"{info.artifact_uri}/{item.path}" if local else f"{page}/artifacts/{item.path}"
+        links.append(f"<a href='{html.escape(href)}'>executed notebook ({html.escape(Path(item.path).suffix[1:])})</a>")
+    return " · ".join(links)
+
+
+def _run_line(run, ui: str) -> str:
     info, tags = run.info, run.data.tags
     dirty = " (dirty)" if tags.get(f"{tracking.TAG_PREFIX}git_dirty") == "true" else ""
     return (f"run <code>{html.escape(info.run_name)}</code> ({info.run_id}), {_when(info.start_time)}, "
-            f"commit {html.escape(tags.get(f'{tracking.TAG_PREFIX}git_commit', '?')[:10])}{dirty}")
+            f"commit {html.escape(tags.get(f'{tracking.TAG_PREFIX}git_commit', '?')[:10])}{dirty}: {_links(run, ui)}")
 
 
-def _notebook(nb: Path, profile: str, workdir: Path) -> tuple[str, str]:
+def _notebook(nb: Path, profile: str, workdir: Path, ui: str) -> tuple[str, str]:
     """(headline box row, section) of notebook ``nb``."""
     name = nb.stem
     latest = tracking.latest_runs(name).get(profile)
@@ -106,24 +140,25 @@ def _notebook(nb: Path, profile: str, workdir: Path) -> tuple[str, str]:
     params = ", ".join(f"{k}={v}" for k, v in sorted(run.data.params.items()))
     figs = "".join(f"<div class='fig'>{f}</div>" for f in _figures(run, workdir / run.info.run_id))
     row = (f"<tr><td><a href='#{name}'>{name}</a><br><span class='p'>{run.info.run_id[:8]}, {_when(run.info.start_time)}"
-           f"</span></td><td>{_claims(run)}{progress}</td></tr>")
-    section = (f"<h2 id='{name}'>{name}</h2><p>{html.escape(purpose(nb))}</p>{progress}<p>{_run_line(run)}</p>"
+           f"</span><br><span class='p'>{_links(run, ui)}</span></td><td>{_claims(run)}{progress}</td></tr>")
+    section = (f"<h2 id='{name}'>{name}</h2><p>{html.escape(purpose(nb))}</p>{progress}<p>{_run_line(run, ui)}</p>"
                f"<details><summary>parameters</summary><p class='p'>{html.escape(params)}</p></details>"
                f"{figs}{_metrics_table(run.data.metrics)}")
     return row, section
 
 
-def write_report(profile: str = "tiny", out: str | Path | None = None) -> Path:
-    """Write the summary for ``profile``'s runs; notebooks without a finished run say what to run."""
+def write_report(profile: str = "tiny", out: str | Path | None = None, ui: str | None = None) -> Path:
+    """Write the summary for ``profile``'s runs; notebooks without a finished run say what to run. Runs
+    link to the MLflow UI at ``ui`` (default `ui_address`)."""
     import plotly.offline
 
     check_profile(profile)
     out = Path(out) if out else reports_dir() / f"summary-{profile}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, sections = [], []
+    rows, sections, ui = [], [], (ui or ui_address()).rstrip("/")
     with tempfile.TemporaryDirectory() as tmp:
         for nb in available_notebooks():
-            row, section = _notebook(nb, profile, Path(tmp))
+            row, section = _notebook(nb, profile, Path(tmp), ui)
             rows.append(row)
             sections.append(section)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>prmlab summary ({profile})</title>
@@ -131,11 +166,14 @@ def write_report(profile: str = "tiny", out: str | Path | None = None) -> Path:
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} table.m td,table.m th{{padding:2px 10px;text-align:left}}
 .p{{font-family:monospace;font-size:12px}} .fig{{margin:10px 0}} table.box{{border-collapse:collapse;width:100%}}
 table.box td{{border:1px solid #ccc;padding:6px 10px;vertical-align:top}} .claims{{margin:0;padding-left:18px}}
-.held-yes::marker{{content:"✔ ";color:#1a7f37}} .held-no::marker{{content:"✘ ";color:#cf222e}} .running{{color:#9a6700}}</style>
+.held-yes::marker{{content:"✔ ";color:#1a7f37}} .held-no::marker{{content:"✘ ";color:#cf222e}}
+.held-noise::marker{{content:"≈ ";color:#9a6700}} .running{{color:#9a6700}}</style>
 </head><body>
 <h1>prmlab: latest runs, profile <code>{html.escape(profile)}</code></h1>
 <p>Tracking store: <code>{html.escape(tracking.tracking_uri())}</code>. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>
-<h2>Headlines</h2><table class="box"><tr><th>notebook</th><th>headline (latest finished run)</th></tr>{''.join(rows)}</table>
+<h2>Headlines</h2><p>✔ held, ✘ not held, ≈ within noise (neither shown nor refuted: a difference counts beyond
+{Z:g} standard errors over at least {MIN_SEEDS} seeds).</p>
+<table class="box"><tr><th>notebook</th><th>headline (latest finished run)</th></tr>{''.join(rows)}</table>
 {''.join(sections)}</body></html>"""
     out.write_text(page)
     return out

@@ -6,9 +6,12 @@ import base64
 import html
 import json
 import math
+import re
+import zlib
 from collections import Counter
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 
 KIND_COLORS = {
@@ -20,6 +23,50 @@ KIND_COLORS = {
     "extra": "#8c564b",
     "malformed": "#7f7f7f",
 }
+
+
+# One colour per arm or method in every figure: one mapping, name -> colour, from one palette of distinct
+# colours (24, more than any figure draws); names outside it get a colour by their hash (`series_styles`).
+PALETTE = tuple(plotly.colors.qualitative.Dark24)
+SERIES_COLORS = dict(zip((
+    "verifiable", "prm-sum", "prm-min", "prm-min+vr", "oracle-sum", "oracle-min", "likelihood-sum", "likelihood-min",
+    "rloo", "prime",  # the arms of 02 and 03 (`prmlab.rl.arms`)
+    "smc", "best_of_n", "beam_search", "dvts", "weighted_majority", "majority", "greedy",  # 04's methods
+), PALETTE))
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SCORER_DASHES = {"prm": "solid", "oracle": "dash", "likelihood": "dot", "implicit": "dashdot"}  # 04's scorers
+_SCORED = re.compile(r"(?P<key>.+) \[(?P<scorer>[^\]]+)\]")  # "<method> [<scorer>]" (04)
+_SEEDED = re.compile(r"(?P<key>.+) \(seed (?P<seed>\d+)\)")  # "<arm> (seed <k>)" (03)
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(the part of a series name that picks its colour, the part that picks its dash)."""
+    m = _SCORED.fullmatch(name) or _SEEDED.fullmatch(name)
+    return (m["key"], m.groupdict().get("scorer") or f"seed {m['seed']}") if m else (name, "")
+
+
+def series_styles(names) -> dict[str, tuple[str, str]]:
+    """``(colour, dash)`` of each series of one figure, no two alike. The colour is its arm's or method's
+    (``SERIES_COLORS``; another name takes the first colour free in the figure from a place set by its
+    hash, so that it too keeps its colour from figure to figure); the dash is its scorer's
+    (``SCORER_DASHES``: "smc [oracle]"), else the next dash free in the figure by first appearance (a
+    seed: "prime (seed 1)"); a series that would still look like another takes the next free dash."""
+    parts = {n: _split(n) for n in names}
+    colors = {k: SERIES_COLORS[k] for k, _ in parts.values() if k in SERIES_COLORS}
+    for key, _ in parts.values():
+        if key not in colors:
+            start = zlib.crc32(key.encode()) % len(PALETTE)
+            free = [c for c in PALETTE[start:] + PALETTE[:start] if c not in colors.values()]
+            colors[key] = free[0] if free else PALETTE[start]
+    dashes = {t: SCORER_DASHES.get(t, "solid") for _, t in parts.values() if t in SCORER_DASHES or t == ""}
+    for _, tag in parts.values():
+        if tag not in dashes:
+            dashes[tag] = next((d for d in DASHES if d not in dashes.values()), DASHES[len(dashes) % len(DASHES)])
+    out: dict[str, tuple[str, str]] = {}
+    for name, (key, tag) in parts.items():
+        tried = [(colors[key], d) for d in (dashes[tag], *DASHES)]
+        out[name] = next((style for style in tried if style not in out.values()), tried[0])
+    return out
 
 
 def smooth(values, window: int = 20) -> np.ndarray:
@@ -44,14 +91,14 @@ def training_curve(history: list[dict], key: str = "train/loss", title: str = "T
 
 
 def curves_figure(curves: dict[str, dict], title: str, xaxis: str, yaxis: str, log_x: bool = True, bands: dict | None = None) -> go.Figure:
-    """One line per entry of ``curves`` (label -> {x: y}); optional ``bands`` label -> {x: (lo, hi)}."""
-    import plotly.io as pio
-
+    """One line per entry of ``curves`` (label -> {x: y}), styled by ``series_styles``; optional ``bands``
+    label -> {x: (lo, hi)}, each in its line's colour."""
     fig = go.Figure()
-    palette = pio.templates["plotly_white"].layout.colorway
-    for i, (label, curve) in enumerate(curves.items()):
-        xs, color = sorted(curve), palette[i % len(palette)]  # a band in its line's colour
-        fig.add_scatter(x=xs, y=[curve[x] for x in xs], mode="lines+markers", name=label, line=dict(color=color))
+    styles = series_styles(curves)
+    for label, curve in curves.items():
+        xs, (color, dash) = sorted(curve), styles[label]
+        fig.add_scatter(x=xs, y=[curve[x] for x in xs], mode="lines+markers", name=label,
+                        line=dict(color=color, dash=dash))
         if bands and label in bands:
             b = bands[label]
             fig.add_scatter(x=xs + xs[::-1], y=[b[x][1] for x in xs] + [b[x][0] for x in xs[::-1]], fill="toself",
@@ -268,6 +315,27 @@ def range_bars_figure(summary: dict[str, tuple], title: str, yaxis: str) -> go.F
     return fig
 
 
+def summary_bars_figure(rows: list[dict], columns: list[str], label: str, title: str) -> go.Figure:
+    """One panel per column of ``columns`` measured in ``rows`` (e.g. `prmlab.rl.arms.arm_summary`'s), a
+    bar per row named by its ``label`` in its ``series_styles`` colour, the error bar ``<column> se``."""
+    from plotly.subplots import make_subplots
+
+    columns = [c for c in columns if any(c in r for r in rows)]
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=columns)
+    styles = series_styles([r[label] for r in rows])
+
+    def finite(x):  # plotly draws no error bar for None
+        return x if x is not None and math.isfinite(x) else None
+
+    for col, column in enumerate(columns, start=1):
+        for r in rows:
+            fig.add_bar(x=[r[label]], y=[finite(r.get(column))], name=r[label], legendgroup=r[label],
+                        marker_color=styles[r[label]][0], showlegend=col == 1, row=1, col=col,
+                        error_y=dict(type="data", array=[finite(r.get(f"{column} se"))]))
+    fig.update_layout(title=title, template="plotly_white", barmode="group")
+    return fig
+
+
 def loss_curves_figure(histories: dict[str, list[dict]], title: str, key: str = "train/loss",
                        yaxis: str = "binary cross-entropy") -> go.Figure:
     """One training curve per model (its ``key`` at every step)."""
@@ -291,9 +359,9 @@ def picks_figure(profiles: dict[str, dict], title: str = "What best-of-N picks, 
     kinds = [k for k in ["none", *KIND_COLORS] if any(k in p["first_error"] for p in profiles.values())]
     kinds += sorted({k for p in profiles.values() for k in p["first_error"]} - set(kinds))
     lengths = sorted({n for p in profiles.values() for n in p["steps"]})
-    palette = ["#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    for i, (label, p) in enumerate(profiles.items()):
-        color = palette[i % len(palette)]
+    styles = series_styles(profiles)
+    for label, p in profiles.items():
+        color = styles[label][0]
         for col, (counts, xs) in enumerate(((p["first_error"], kinds), (p["steps"], lengths)), start=1):
             total = max(sum(counts.values()), 1)
             fig.add_bar(x=[str(x) for x in xs], y=[counts.get(x, 0) / total for x in xs], name=label, legendgroup=label,
@@ -314,11 +382,12 @@ REAL_TEXT_LABELS = {
 def real_text_figure(study: dict, title: str = "GSM8K real solutions: accuracy vs N (test questions)") -> go.Figure:
     """Accuracy against N for each selection method of `prmlab.real_text.gsm8k_real_text_study`."""
     fig = go.Figure()
+    styles = series_styles(study["accuracy"])
     for method, acc in study["accuracy"].items():
         ns = sorted(acc)
         dash = "dot" if method in ("random", "oracle") else None
         fig.add_scatter(x=ns, y=[acc[n] for n in ns], mode="lines+markers", name=REAL_TEXT_LABELS.get(method, method),
-                        line=dict(dash=dash))
+                        line=dict(dash=dash, color=styles[method][0]))
     fig.update_layout(title=title, xaxis_title="N (solutions per question)", yaxis_title="accuracy",
                       xaxis=dict(type="log", tickvals=study["ns"], ticktext=[str(n) for n in study["ns"]]),
                       template="plotly_white")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..choices import check_choice
-from ..metrics import Difference, seed_difference
+from ..metrics import Difference, paired_difference, seed_difference
 from . import meter
 from .credit import choose_outcome_prompts
 from .loop import RLConfig, train
@@ -119,11 +119,13 @@ def explorer_items(ro, step_probs, n: int) -> list[dict]:
 def run_arm(name: str, advantage, policy, tokenizer, task, cfg: RLConfig, eval_problems: list, params: dict | None = None,
             parent_run=None, ref_model=None, on_step=None, progress: bool = True) -> ArmResult:
     """Train a fresh copy of ``policy`` with the advantage function ``advantage`` and return its history
-    (``policy`` itself is not touched). With ``parent_run`` the arm is logged as a nested run called
-    ``name``, with the RL config and ``params`` as parameters. ``on_step(model, step)`` runs after every
-    RL step (e.g. to evaluate a learned PRM as it trains); the metrics it returns are logged too."""
+    (``policy`` itself is not touched). With ``parent_run`` the arm is logged as a nested run of arm
+    ``name`` and seed ``cfg.seed`` ("prm-min · seed 0"), with the RL config and ``params`` as parameters.
+    ``on_step(model, step)`` runs after every RL step (e.g. to evaluate a learned PRM as it trains); the
+    metrics it returns are logged too."""
     model = copy.deepcopy(policy)
-    child = parent_run.child(name, {**cfg.to_dict(), **(params or {})}) if parent_run is not None else None
+    config = {**cfg.to_dict(), **(params or {})}
+    child = parent_run.child(name, config, seed=cfg.seed) if parent_run is not None else None
     log = None if child is None else child.log_metrics
     try:
         history = train(model, tokenizer, task, advantage, cfg, eval_problems=eval_problems, ref_model=ref_model,
@@ -138,9 +140,9 @@ def run_arm(name: str, advantage, policy, tokenizer, task, cfg: RLConfig, eval_p
 
 
 def run_pure_arm(arm: Arm, policy, tokenizer, task, scorers: dict, cfg: RLConfig, settings: PureSettings,
-                 eval_problems: list, parent_run=None, ref_model=None, n_examples: int = 8, suffix: str = "",
+                 eval_problems: list, parent_run=None, ref_model=None, n_examples: int = 8,
                  progress: bool = True) -> ArmResult:
-    """`run_arm` with PURE's recipe for ``arm`` (its nested run named ``arm.name + suffix``); ``scorers``
+    """`run_arm` with PURE's recipe for ``arm`` (its nested run named by arm and seed); ``scorers``
     maps ``"prm"``, ``"oracle"`` and ``"likelihood"`` to step scorers. The rollouts of the last step are kept for the
     explorer."""
     if arm.scorer != "none" and arm.scorer not in scorers:
@@ -149,7 +151,7 @@ def run_pure_arm(arm: Arm, policy, tokenizer, task, scorers: dict, cfg: RLConfig
     fn = advantage_fn(arm, scorers.get(arm.scorer), task, settings, cfg, kept)
     params = {**vars(settings), "arm": arm.name, "scorer": arm.scorer, "credit": arm.credit,
               "verifiable_fraction": arm.verifiable_fraction}
-    result = run_arm(arm.name + suffix, fn, policy, tokenizer, task, cfg, eval_problems, params, parent_run, ref_model,
+    result = run_arm(arm.name, fn, policy, tokenizer, task, cfg, eval_problems, params, parent_run, ref_model,
                      progress=progress)
     result.examples = explorer_items(kept[0], kept[1].step_probs, n_examples) if kept else []
     return result
@@ -247,6 +249,46 @@ def arm_headline(name: str, v: dict[str, list[float]]) -> dict[str, float]:
         rise = seed_difference(v["wrong_last"], v["wrong_first"])
         out |= {p + "wrong_step_rise": rise.mean, p + "wrong_step_rise_se": rise.se}
     return out
+
+
+SUMMARY_COLUMNS = {  # the per-arm summary's columns -> the `arm_seed_values` each averages over seeds
+    "final sampled accuracy": "final", "final greedy accuracy": "final_greedy",
+    f"wrong-step share, last {WINDOW} steps": "wrong_last",  # the hacking meter: the oracle's share of wrong steps
+    "wrong-step share rise": "wrong_rise",  # ... and how far it rose from the first WINDOW steps
+}
+
+
+def arm_summary(results: dict) -> list[dict]:
+    """One row per arm of ``results`` (``{arm: [history per seed]}``, or one history): ``seeds``, and for each
+    of ``SUMMARY_COLUMNS`` (where measured) the mean over seeds and, as ``<column> se``, its standard error
+    (nan with one seed)."""
+    rows = []
+    for arm, histories in results.items():
+        v = arm_seed_values(histories)
+        v["wrong_rise"] = [last - first for last, first in zip(v["wrong_last"], v["wrong_first"])]
+        row = {"arm": arm, "seeds": len(v["final"])}
+        for column, key in SUMMARY_COLUMNS.items():
+            if v[key]:
+                d = paired_difference(v[key], [0.0] * len(v[key]))  # against 0: the mean and its standard error
+                row |= {column: d.mean, f"{column} se": d.se}
+        rows.append(row)
+    return rows
+
+
+def log_arm_summary(run, results: dict, name: str = "arm_summary"):
+    """`arm_summary` logged on ``run`` (the parent of the arms' runs) as MLflow's table artifact
+    ``<name>.json``, values to 4 significant digits, and as the figure ``figures/<name>``; returns
+    (rows, figure)."""
+    import pandas as pd
+
+    from .. import tracking, viz
+
+    rows = arm_summary(results)
+    tracking._retry(lambda: run.client.log_table(run.id, pd.DataFrame(tracking.rounded(rows)), f"{name}.json"))
+    fig = viz.summary_bars_figure(rows, list(SUMMARY_COLUMNS), "arm", "Each arm at the end: mean over seeds "
+                                  "(bars: one standard error)")
+    run.log_figure(fig, name)
+    return rows, fig
 
 
 def _claim(out: dict, name: str, d: Difference, prefix: str = "") -> None:
