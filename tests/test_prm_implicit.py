@@ -146,14 +146,15 @@ def test_defaults_are_the_published_recipe():
     assert (cfg.filter_low, cfg.filter_high, cfg.ppo_epochs, cfg.kl_coef) == (0.2, 0.8, 1, 0.0)
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason="order-dependent: fails alone on main 517edac too and failed in the full suite "
-                   "of 2026-12-02 (the session fixtures' state); to be fixed, see the closing note")
 def test_update_raises_the_reward_of_correct_responses(rollouts, trained_policy, char_tokenizer):
     """One small update on one response moves its summed implicit reward up if it is labelled correct and
-    down if it is labelled wrong."""
+    down if it is labelled wrong. The step is small so that the first-order change decides: AdamW's first
+    step moves every parameter by about ``lr`` whatever its gradient, and at 1e-3 (where second-order effects
+    of that sign step can decide) the test failed alone and passed in the full suite, whose fixtures draw
+    other rollouts; at 1e-5 it passes both ways."""
     for label in (1.0, 0.0):
         one = rollouts.rows([0])
-        prm = ImplicitPRM(trained_policy, trained_policy, char_tokenizer, beta=0.5, lr=1e-3, batch_size=1)
+        prm = ImplicitPRM(trained_policy, trained_policy, char_tokenizer, beta=0.5, lr=1e-5, batch_size=1)
         before = float(prm.token_rewards(one).sum())
         prm.update(one, torch.tensor([label]))
         after = float(prm.token_rewards(one).sum())

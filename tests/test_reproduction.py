@@ -143,8 +143,8 @@ def test_01_process_supervision_locates_misconceptions_better_than_outcome_super
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with the likelihood readout: PRM and ORM "
-                   "both read the backbone's token likelihoods, so the ORM ranks steps as well (step AUROC 0.984 against "
-                   "0.988, seed 0 of 2026-12-01); with the head readout the PRM was ahead by more than 0.1")
+                   "both read the clean backbone's token likelihoods, so the ORM ranks steps as well (step AUROC 0.989 "
+                   "against 0.985, seed 0 of 2026-12-02); with the head readout the PRM was ahead by more than 0.1")
 def test_01_process_supervision_beats_outcome_supervision_at_the_step_level():
     """A PRM ranks steps far better than an ORM with the same backbone (the claim of process supervision:
     it locates the errors that outcome supervision does not)."""
@@ -152,6 +152,11 @@ def test_01_process_supervision_beats_outcome_supervision_at_the_step_level():
     assert m["eval/PRM-mc-hard/step_auroc"] >= m["eval/ORM/step_auroc"] + 0.1, m
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not reproduced at the margins asked, on the confident-errors testbed (seeds 0-1 of "
+                   "2026-12-02, 80 problems): with the exact oracle SMC at N = 4 reached 0.913 against best-of-N's 0.819 "
+                   "(+0.094 where the check asks +0.1) and beam search's 0.844, and reached the lower target (0.894) "
+                   "with N = 3.7 against best-of-N's 6.1: 1.6x fewer solutions where the check asks 2x")
 def test_04_particle_filtering_needs_fewer_solutions_than_best_of_n_with_an_exact_scorer():
     """With the exact step oracle as the PRM (a perfect verifier), particle filtering reaches the lower
     target accuracy with at most half the solutions best-of-N needs, and at N = 4 it is well ahead of
@@ -166,22 +171,34 @@ def test_04_particle_filtering_needs_fewer_solutions_than_best_of_n_with_an_exac
     assert 2 * need["smc"][target] <= need["best_of_n"][target], need
 
 
-def test_04_methods_report_equal_budgets():
-    """At every N the search methods spend equal budgets: tokens within `compare.EQUAL_TOKENS` (1.1x) of
-    best-of-N's (`compare.equal_budget`). (Samples at lower temperatures may be shorter: the baselines are
-    compared at equal tokens on the accuracy-against-tokens curves, `study.versus_baselines`.)"""
+def _spends_best_of_n_tokens(method: str) -> None:
     from prmlab.decoding.compare import equal_budget
 
     bon = history("04", "tokens/best_of_n/oracle")
-    for m in ("smc/oracle", "beam_search/oracle", "dvts/oracle"):
-        tokens = history("04", f"tokens/{m}")
-        assert tokens, m
-        for n, t in tokens.items():
-            assert equal_budget(t, bon[n]), (m, n, t, bon[n])
+    tokens = history("04", f"tokens/{method}")
+    assert tokens, method
+    for n, t in tokens.items():
+        assert equal_budget(t, bon[n]), (method, n, t, bon[n])
+
+
+def test_04_methods_report_equal_budgets():
+    """At every N particle filtering and DVTS spend equal budgets: tokens within `compare.EQUAL_TOKENS`
+    (1.1x) of best-of-N's (`compare.equal_budget`). (Samples at lower temperatures may be shorter: the
+    baselines are compared at equal tokens on the accuracy-against-tokens curves, `study.versus_baselines`.)"""
+    for method in ("smc/oracle", "dvts/oracle"):
+        _spends_best_of_n_tokens(method)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="not built: beam search follows search-and-learn's, which refills the beams that finish "
+                   "to keep N rows a step, and spends more than best-of-N at large N (seeds 0-1 of 2026-12-02: 1.02x "
+                   "at N = 4, 1.08x at 16, 1.22x at 32, 1.55x at 64); its N-for-N comparisons favour it")
+def test_04_beam_search_spends_best_of_n_tokens():
+    _spends_best_of_n_tokens("beam_search/oracle")
 
 
 def test_04_with_the_exact_scorer_the_best_search_method_beats_greedy_and_the_sampling_baselines():
-    """With the exact step oracle, the best search method at N = 64 is ahead of greedy decoding and of the
+    """With the exact step oracle, the best search method at the largest N is ahead of greedy decoding and of the
     best sampling baseline (majority vote at temperatures 1, 0.7, 0.5) at the same tokens, by at least
     0.05 each (the tiny profile's two seeds cannot make it a claim: `headline/oracle/worth_its_tokens`
     needs three)."""
@@ -192,8 +209,8 @@ def test_04_with_the_exact_scorer_the_best_search_method_beats_greedy_and_the_sa
 
 
 def test_04_with_the_trained_prm_smc_beats_best_of_n_at_small_n_and_majority_at_16():
-    """Guided by 01's PRM, particle filtering is ahead of best-of-N at N = 2 and 4 (seeds 0-1 of 2026-12-01:
-    0.64 / 0.78 against 0.52 / 0.69) and of majority vote at N = 16 (0.84 against 0.71)."""
+    """Guided by 01's PRM, particle filtering is ahead of best-of-N at N = 2 and 4 (seeds 0-1 of 2026-12-02:
+    0.713 / 0.869 against 0.644 / 0.775) and of majority vote at N = 16 (0.906 against 0.600)."""
     smc, bon, majority = history("04", "acc/smc/prm"), history("04", "acc/best_of_n/prm"), history("04", "acc/majority")
     assert smc[2] > bon[2] + 0.05 and smc[4] > bon[4] + 0.05, (smc, bon)
     assert smc[16] > majority[16], (smc, majority)
@@ -201,12 +218,14 @@ def test_04_with_the_trained_prm_smc_beats_best_of_n_at_small_n_and_majority_at_
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="not reproduced on the tiny profile: with 01's PRM, particle filtering levels off "
-                   "at the PRM's own ceiling from N = 8 (seeds 0-1 of 2026-12-01: 0.83, 0.84, 0.83, 0.83 at N = 8..64) and "
-                   "best-of-N catches up (0.78, 0.83, 0.85, 0.84); with the exact oracle as scorer SMC reaches 0.99-1.0")
-def test_04_with_the_trained_prm_smc_rises_up_to_64_and_beats_best_of_n_there():
+                   "at the PRM's own ceiling from N = 8 (seeds 0-1 of 2026-12-02: 0.900, 0.906, 0.913, 0.906 at N = "
+                   "8..64) and best-of-N catches up (0.900, 0.931, 0.912, 0.900); with the exact oracle as scorer SMC "
+                   "reaches 0.994-1.0")
+def test_04_with_the_trained_prm_smc_rises_up_to_the_largest_n_and_beats_best_of_n_there():
     smc, bon = history("04", "acc/smc/prm"), history("04", "acc/best_of_n/prm")
-    assert smc[64] > smc[16] > smc[4], smc
-    assert smc[32] > bon[32] and smc[64] > bon[64], (smc, bon)
+    top = max(smc)
+    assert smc[top] > smc[16] > smc[4], smc
+    assert smc[top // 2] > bon[top // 2] and smc[top] > bon[top], (smc, bon)
 
 
 def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
@@ -219,10 +238,10 @@ def arm_histories(number: str, key: str) -> dict[str, dict[int, float]]:
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with a PRM that ranks: with 01's PRM "
-                   "(within-problem AUROC 0.90) the share of steps the oracle calls wrong fell with sum-form as with "
-                   "min-form (seed 0 of 2026-12-01: 0.23 to 0.21 and 0.20) and with the oracle as the PRM; the "
-                   "head-readout PRM of 0.56 was hacked (sum-form's wrong-step share rose from 0.23 while its accuracy "
-                   "fell from 0.35 to 0.08)")
+                   "(within-problem AUROC 0.96) the share of steps the oracle calls wrong fell under sum-form "
+                   "(-0.069, standard error 0.013) as under min-form (-0.071) and the oracle arms (-0.072), "
+                   "seeds 0-2 of 2026-12-02, confident-errors testbed; the head-readout PRM of 0.56 was hacked (2026-12-01: sum-form's wrong-step share rose "
+                   "from 0.23 while its accuracy fell from 0.35 to 0.08)")
 def test_02_the_oracle_meters_see_the_hacking():
     """Sum-form credit on the trained PRM is hacked, and the meters show how: the share of steps the oracle
     calls wrong rises while the PRM's mean reward rises too; with the oracle as the PRM (no PRM error to
@@ -240,8 +259,9 @@ def test_02_the_oracle_meters_see_the_hacking():
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="not reproduced with a PRM that ranks: seed 0 of 2026-12-01, sum-form went from "
-                   "0.35 to 0.47 in 40 steps (verifiable-only 0.47, min-form 0.51); it collapsed (to 0.08) only with the "
+                   reason="not reproduced with a PRM that ranks: seeds 0-2 of 2026-12-02, confident-errors testbed, sum-form rose "
+                   "by +0.153 (standard error 0.017) to 0.709 sampled and by +0.277 to 0.867 greedy in 40 steps "
+                   "(verifiable-only 0.719, min-form 0.708); it collapsed (to 0.08, 2026-12-01) only with the "
                    "head-readout PRM that could not rank solutions of one problem")
 def test_02_headline_sum_form_collapses():
     """Sum-form on 01's PRM ends below its start, and its wrong-step share rises, beyond noise over three seeds."""
@@ -250,9 +270,9 @@ def test_02_headline_sum_form_collapses():
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced with a PRM that ranks: the claim is read "
-                   "against sum-form's course, and sum-form did not collapse (seed 0 of 2026-12-01: 0.35 to 0.47, its "
-                   "wrong-step share 0.23 to 0.21; min-form 0.35 to 0.51, 0.20), so min-form shows no stability that "
-                   "sum-form lacks")
+                   "against sum-form's course, and sum-form did not fall (seeds 0-2 of 2026-12-02, confident-errors testbed: both arms end at their best "
+                   "evaluation, fall difference 0.000; wrong-step shares -0.069 and -0.071, difference +0.002, "
+                   "standard error 0.017), so min-form shows no stability that sum-form lacks")
 def test_02_headline_min_form_trains_stably():
     """Min-form trains stably where sum-form does not (PURE): sum-form falls further from its best and gains
     more wrong steps than min-form, beyond noise over three seeds, and min-form does neither."""
@@ -261,9 +281,9 @@ def test_02_headline_min_form_trains_stably():
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="not reproduced on the tiny profile: min-form + 10% verifiable ends below min-form "
-                   "alone (seed 0 of 2026-12-01: 0.48 against 0.51; verifiable-only 0.47); one seed of 100 eval problems x 4 "
-                   "samples has a standard error of about 0.025, so these arms are not told apart")
+                   reason="not reproduced on the tiny profile, within noise: seeds 0-2 of 2026-12-02, confident-errors testbed, "
+                   "min-form + 10% verifiable ends at 0.714 against verifiable-only 0.719 (difference -0.005, "
+                   "standard error 0.027), min-form 0.708, sum-form 0.709")
 def test_02_headline_min_form_with_verifiable_rewards_is_the_best_arm():
     """Min-form + 10% verifiable ends above every other non-oracle arm beyond noise over three seeds, and its
     greedy accuracy rises too."""
@@ -271,11 +291,9 @@ def test_02_headline_min_form_with_verifiable_rewards_is_the_best_arm():
     assert m["headline/min_vr_best"] == 1.0, m
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced beyond noise: seed 0 of 2026-12-01, "
-                   "min-form reached the verifiable arm's final accuracy at step 30 against 40, but the arms ended at "
-                   "0.51 and 0.47 where one seed of 100 eval problems x 4 samples has a standard error of about 0.025; "
-                   "and greedy accuracy fell in every arm (0.84 at the start, 0.69-0.79 at step 40), so min-form does "
-                   "not count as improving the policy")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced: seeds 0-2 of 2026-12-02, confident-errors testbed, the verifiable arm "
+                   "ended at 0.719 (its final accuracy first reached at step 40) and min-form, at 0.708, never reached it "
+                   "on 2 of 3 seeds (greedy accuracy rose in every arm now, 0.59 to 0.87-0.93)")
 def test_02_headline_min_form_reaches_verifiable_accuracy_in_fewer_steps():
     """Min-form reaches the verifiable arm's final accuracy in fewer RL steps than that arm, on every seed
     and beyond noise over three seeds, and its greedy accuracy rises too."""
@@ -284,12 +302,11 @@ def test_02_headline_min_form_reaches_verifiable_accuracy_in_fewer_steps():
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="not reproduced on the tiny profile: seeds 0-1 of 2026-12-01 (prm_lr 1e-3, update "
-                   "'before'), outcome-only RLOO went from 0.35/0.40 to 0.48/0.52 in 40 steps; PRIME ended at 0.51/0.51, "
-                   "reaching RLOO's final accuracy with as many rollouts on seed 0 and never on seed 1 (mean ratio 0.5). "
-                   "On the policy's fresh rollouts its implicit PRM ranks a prompt's responses at AUROC 0.56 on average: "
-                   "little signal beyond the outcome's. At the paper's ratio of learning rates (2e-4) the policy exploited "
-                   "it (AUROC below 0.5) and PRIME ended below RLOO (0.44 against 0.48)")
+                   reason="not reproduced on the tiny profile: seeds 0-2 of 2026-12-02, confident-errors testbed (prm_lr 1e-3, "
+                   "update 'before'), outcome-only RLOO went from 0.556 to 0.737 in 40 steps and PRIME to 0.728, never "
+                   "reaching RLOO's final accuracy on any of the 3 seeds, although its implicit PRM ranks a prompt's "
+                   "fresh responses at AUROC 0.75 on average. (2026-12-01, old task: at the paper's ratio of learning "
+                   "rates, 2e-4, the policy exploited it and PRIME ended below RLOO, 0.44 against 0.48)")
 def test_03_headline_prime_learns_faster_than_outcome_rloo():
     """PRIME reaches outcome-only RLOO's final accuracy with fewer rollouts, on every seed and beyond noise
     over three seeds, and its greedy accuracy rises too (the paper: 2.5x sample efficiency)."""
@@ -297,8 +314,9 @@ def test_03_headline_prime_learns_faster_than_outcome_rloo():
     assert m["headline/prime_faster"] == 1.0, m
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced on the tiny profile: seeds 0-1 of "
-                   "2026-12-01, PRIME's final accuracy was +0.012 against RLOO's (seeds -0.005 to +0.030), within noise")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="not reproduced on the tiny profile, within noise: "
+                   "seeds 0-2 of 2026-12-02, confident-errors testbed, PRIME's final accuracy was -0.008 against RLOO's (seeds -0.010 to -0.007, standard error "
+                   "0.019), greedy -0.000 (both 0.930)")
 def test_03_headline_prime_ends_above_outcome_rloo():
     """PRIME's final accuracy is above outcome-only RLOO's beyond noise over three seeds, and its greedy
     accuracy rises too (the paper: +6.9 points)."""
@@ -307,9 +325,9 @@ def test_03_headline_prime_ends_above_outcome_rloo():
 
 
 def test_03_prime_is_not_worse_than_outcome_rloo():
-    """What does hold (seeds 0-1 of 2026-12-01: final gain +0.012, seeds -0.005 to +0.030): PRIME's dense
+    """What does hold (seeds 0-2 of 2026-12-02, confident-errors testbed: final gain -0.008, standard error 0.019): PRIME's dense
     rewards do not cost accuracy (RLOO is not ahead beyond two standard errors), and its implicit PRM ranks
-    the policy's fresh rollouts above chance (within-group AUROC 0.56 on average over the run) rather than
+    the policy's fresh rollouts above chance (within-group AUROC 0.75 on average over the run) rather than
     being exploited."""
     m = metrics_of("03")
     assert not holds(-m["headline/final_gain"], m["headline/final_gain_se"], m["headline/seeds"]), m
@@ -318,7 +336,7 @@ def test_03_prime_is_not_worse_than_outcome_rloo():
 
 def test_03_the_implicit_prm_learns_to_rank_solutions():
     """Trained from outcomes only, the implicit PRM ranks solutions of one problem better than chance (0.5;
-    the PRIME paper gives no figure for it) (seed 0 of 2026-12-01: within-problem AUROC 0.59 on the SFT
-    policy's pool; 01's PRM: 0.89)."""
+    the PRIME paper gives no figure for it) (seed 0 of 2026-12-02: within-problem AUROC 0.81 on the SFT
+    policy's pool, step AUROC on misconception errors 0.95; 01's PRM: 0.96)."""
     m = metrics_of("03")
     assert m["eval/implicit_prm/within_problem_auroc"] > 0.5, m

@@ -17,10 +17,11 @@ from pathlib import Path
 from .choices import check_choice, unknown_choice
 from .paths import notebooks_dir
 
-# Wall time of each notebook on the tiny profile on 2 CPU cores (00: runs of 2026-11-22; 01-04: runs of 2026-12-01,
-# 03's from its two-seed run, 352 s; 04 with two seeds, 736 s); the README quotes it.
-TINY_MINUTES = {"00_policy_sft": 4, "01_prm_training": 6, "02_pure_min_form": 5, "03_prime_implicit": 4,
-                "04_smc_decoding": 13}
+# Wall time of each notebook on the tiny profile on 2 CPU cores, the estimate `prmlab notebooks` shows before a run
+# is measured (2026-12-02: 00 4.1 min, 01 7.0; 02 and 03 at one seed, from their three-seed runs of 14.8 and 8.6;
+# 04 from its run at max_n 64, 18.1 min, of which N = 64 was about half); the README quotes it.
+TINY_MINUTES = {"00_policy_sft": 4, "01_prm_training": 7, "02_pure_min_form": 5, "03_prime_implicit": 4,
+                "04_smc_decoding": 11}
 
 
 def available_notebooks() -> list[Path]:
