@@ -18,7 +18,7 @@ from prmlab.decoding.search import beam_search, best_of_n, dvts, majority, sampl
 from prmlab.decoding.smc import SMCConfig, SMCModel, lineage, run_smc
 from prmlab.prm.oracle import OracleScorer
 from prmlab.prm.scorer import RescoringScorer
-from prmlab.sampling import Sampler, SamplingConfig, sample
+from prmlab.sampling import Sampler, SamplingConfig, decode_steps, sample
 from prmlab.tasks.arith import ArithTask, final_answer, solution_with_mistake
 
 PROMPTS = ["Q: 1 +2\n", "Q: 17 *3 -5\n", "Q: 4 -1 *2 +9\n"]
@@ -145,6 +145,28 @@ def test_reordered_cache_is_exact(tiny_sampler, tiny_policy):
             break
         batch.select(np.concatenate([i * n + np.sort(rng.integers(0, n // 2, n)) for i in range(len(PROMPTS))]))
     assert min(streams) < fresh_stream(0, 0) <= max(streams)  # both kinds were checked
+
+
+@pytest.mark.parametrize("delimiter", ["\n", "\n\n"])
+def test_rows_score_the_steps_samples_find(tiny_policy, char_tokenizer, delimiter):
+    """One rule for a step's text (`sampling.decode_steps`): a growing row hands its scorer the text of
+    each step span as it ends, and `sample` finds the same steps in the finished text (but that it folds a
+    blank step, which a growing row scores as it comes, into the next one)."""
+    sampler = Sampler(tiny_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=5), step_delimiter=delimiter)
+    n = 4
+    batch = RowBatch(sampler, HashScorer(), PROMPTS, n)  # row j of prompt i: stream i * n + j, as in `sample`
+    for _ in range(40):
+        if batch.finished.all():
+            break
+        batch.step()
+    whole = sample(sampler, PROMPTS, n)
+    eos = set(sampler.eos_ids.tolist())
+    for r in range(batch.size):  # no select: row r still sits in row r of the generation
+        assert batch.text(r) == whole.texts[r]
+        ids = batch.gen.token_ids(r)
+        seen = batch.state.steps[r]
+        assert seen == decode_steps(char_tokenizer, [ids[a:b] for a, b in batch.gen.step_spans(r)], eos, delimiter)
+        assert [s for s in seen if s.strip()] == whole.steps[r]
 
 
 def test_no_resampling_is_independent_sampling_and_budgets_add_up(tiny_sampler, task):

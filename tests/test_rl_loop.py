@@ -13,7 +13,8 @@ from prmlab.rl.advantages import token_level_rloo
 from prmlab.rl.loop import RLConfig, evaluate_policy, ppo_update, train
 from prmlab.rl.pure import credited_step_rewards, pure_rewards
 from prmlab.rl.ppo import ppo_clip_loss
-from prmlab.rl.rollouts import batched_logprobs, collect, length_batches, pack, response_logprobs
+from prmlab.batching import length_chunks
+from prmlab.rl.rollouts import batched_logprobs, collect, pack, response_logprobs
 from prmlab.sampling import Sampler, SamplingConfig
 
 from conftest import run_in_one_and_two_processes
@@ -156,13 +157,12 @@ def test_ppo_update_at_ratio_one_is_the_policy_gradient(rollouts, trained_policy
         assert torch.allclose(got, want, atol=1e-5)
 
 
-def test_length_batches_sort_rows_and_respect_the_token_budget(rollouts, trained_policy):
+def test_length_sorted_micro_batches_land_in_their_rows(rollouts, trained_policy):
     lengths = torch.tensor([5, 30, 12, 30, 7, 50, 1])
-    got = [b.tolist() for b in length_batches(lengths, max_tokens=60)]
+    got = length_chunks(lengths.tolist(), max_tokens=60, longest_first=True)
     assert got == [[5], [1, 3], [2, 4, 0, 6]]  # 1 x 50, 2 x 30, 4 x 12 padded tokens
-    assert [b.tolist() for b in length_batches(lengths, max_tokens=20)][:2] == [[5], [1]]  # too long: alone
     ro = rollouts  # log-probs gathered from many trimmed micro-batches land in their rows
-    assert len(length_batches(ro.lengths, 60)) > 5
+    assert len(length_chunks(ro.lengths.tolist(), max_tokens=60, longest_first=True)) > 5
     with torch.no_grad():
         whole = response_logprobs(trained_policy, ro)
     assert torch.allclose(batched_logprobs(trained_policy, ro, max_tokens=60), whole, atol=1e-5)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from prmlab import sft
-from prmlab.sft import SFTConfig, encode_batch, lr_at, train_sft, training_example
+from prmlab.schedules import lr_at
+from prmlab.sft import SFTConfig, encode_batch, train_sft, training_example
 from prmlab.tasks.arith import ArithTask, judge
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .batching import length_chunks, pad_id, right_pad
 from .choices import check_choice
 from .kv_decoder import DecoderState, make_decoder
 
@@ -182,6 +183,95 @@ class Generation:
         )
 
 
+@dataclass
+class _WorkingRows:
+    """The rows one `Sampler.extend` call computes, and their cache.
+
+    ``cache`` holds every row being extended (it is the generation's own cache when all rows are); the
+    rows still computed are its first ``n`` (``view``, sharing its buffers), and ``gen_rows`` says which
+    row of the generation each row of ``cache`` holds. `drop_finished` swaps finished rows behind the live
+    ones and shrinks the view, so finished rows are never computed again."""
+
+    cache: DecoderState
+    view: DecoderState
+    n: int
+    gen_rows: torch.Tensor  # [rows of cache] the generation's row held at each row
+    logits: torch.Tensor  # [n, vocab] next-token logits of the computed rows
+    live: torch.Tensor  # [n] bool: still sampling in this call
+    key: torch.Tensor  # [rows of cache] the per-row part of the counter-based uniforms (`stream_key`)
+    whole: bool  # every row of the generation is being extended
+    device: torch.device
+
+    @classmethod
+    def start(cls, gen: Generation, rows: torch.Tensor, until: str, seed: int, device) -> "_WorkingRows":
+        whole = len(rows) == gen.batch_size
+        cache = gen.state if whole else gen.state.select(rows.to(device))
+        if until == "end":  # room for every row's whole budget up front, so the views never have to grow
+            budget = gen.tokens.shape[1]
+            cache._ensure_slots(int((cache.length + (budget - gen.n_generated[rows]).to(device)).max()))
+        return cls(cache, cache, len(rows), rows.clone(), gen.next_logits[rows.to(gen.next_logits.device)],
+                   torch.ones(len(rows), dtype=torch.bool), stream_key(seed, gen.stream[rows]), whole, device)
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """The generation's rows being computed."""
+        return self.gen_rows[: self.n]
+
+    def drop_finished(self, n_live: int) -> None:
+        """Keep computing only the ``n_live`` live rows: swap the finished rows among the first ``n_live``
+        with the live rows after them (fewest moves) and shrink the view to the live rows."""
+        holes = (~self.live[:n_live]).nonzero()[:, 0]
+        movers = self.live[n_live:].nonzero()[:, 0] + n_live
+        order = torch.arange(self.n)
+        order[holes], order[movers] = movers, holes
+        keep = order[:n_live]
+        self.view.reorder_(order.to(self.device))
+        self.gen_rows[: self.n] = self.rows[order]
+        self.key[: self.n] = self.key[: self.n][order]
+        self._sync_lengths()
+        self.n = n_live
+        self.view = self.cache.rows_view(n_live)
+        self.logits, self.live = self.logits[keep.to(self.logits.device)], self.live[keep]
+
+    def write_back(self, gen: Generation, until: str) -> None:
+        """Hand the rows' cache back to the generation."""
+        self._sync_lengths()
+        if until == "end":
+            # Every row is finished, and a finished row is never extended: only its length is kept
+            # (moving the rows' caches back in place would cost a few percent of the whole call).
+            gen.state.length[self.gen_rows.to(self.device)] = self.cache.length.clone()
+        elif not self.whole:  # paused rows resume from their caches
+            gen.state.put(self.gen_rows.to(self.device), self.cache)
+
+    def _sync_lengths(self) -> None:
+        if self.view is not self.cache:  # a view's lengths are its own
+            self.cache.length[: self.n] = self.view.length
+
+
+def _note_step_ends(gen: Generation, rows: torch.Tensor, pos: torch.Tensor, is_eos: torch.Tensor,
+                    ended: torch.Tensor) -> None:
+    """Record where the current step of each ``ended`` row ends (a step never includes the EOS token):
+    one python pass over the few rows that ended a step, no tensor reads."""
+    ended = ended.nonzero()[:, 0]
+    if len(ended):
+        for r, n, eos in zip(rows[ended].tolist(), (pos[ended] + 1).tolist(), is_eos[ended].tolist()):
+            end = n - 1 if eos else n
+            if end > (gen.step_ends[r][-1] if gen.step_ends[r] else 0):
+                gen.step_ends[r].append(end)
+
+
+def _note_stopped(gen: Generation, work: _WorkingRows, finished: torch.Tensor, out_of_budget: torch.Tensor,
+                  paused: torch.Tensor) -> None:
+    """Mark the rows that finished (EOS or budget) and keep the next-token logits of those that pause
+    with more to sample (they resume from them)."""
+    rows = work.rows
+    if finished.any():
+        gen.finished[rows[finished]] = True
+        gen.truncated[rows[out_of_budget]] = True
+    if paused.any():
+        gen.next_logits[rows[paused].to(gen.next_logits.device)] = work.logits[paused.to(work.logits.device)]
+
+
 class Sampler:
     """Samples from a causal LM with a KV cache; see the module docstring."""
 
@@ -198,7 +288,7 @@ class Sampler:
         # A step ends on a token that completes the delimiter; such a token holds its last character. A
         # longer delimiter ("\n\n") may be spread over several tokens ("\n", "\n"): the text is checked.
         self.step_ids = torch.tensor(_ids_containing(tokenizer, step_delimiter[-1]), dtype=torch.long, device=self.device)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
+        self.pad_id = pad_id(tokenizer)
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         return self.tokenizer(list(prompts)).input_ids if prompts else []
@@ -218,8 +308,7 @@ class Sampler:
         lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
         if b == 0 or int(lens.min()) == 0:
             raise ValueError("every prompt needs at least one token")
-        width = int(lens.max())
-        chunk = torch.tensor([x + [self.pad_id] * (width - len(x)) for x in ids], dtype=torch.long)
+        chunk, _ = right_pad(ids, self.pad_id)
         budget = self.config.max_new_tokens
         # room for the whole budget up front: growing a big cache later costs a full copy
         state = self.decoder.empty(b, slots=int(lens.max()) + budget)
@@ -247,97 +336,57 @@ class Sampler:
 
         A row paused at a step end keeps its cache for the next call. A finished row keeps its tokens,
         log-probs and length, but not its cached keys and values (it is never extended again): sampling
-        to the end stops computing finished rows by moving live rows over them."""
+        to the end stops computing finished rows by moving live rows over them (`_WorkingRows`)."""
         check_choice(until, ("end", "step"), "value of until")
-        cfg = self.config
         rows = (~gen.finished).nonzero()[:, 0]
         if len(rows) == 0:
             return gen
-        dev = self.device
-        budget = gen.tokens.shape[1]
-        whole = len(rows) == gen.batch_size
-        # The rows being computed are the first n_work rows of `full`, a view of them is `work`. When
-        # sampling to the end and enough rows have finished, live rows are swapped to the front and the
-        # view shrinks (finished rows are never computed again).
-        full = gen.state if whole else gen.state.select(rows.to(dev))
-        if until == "end":  # room for every row's whole budget up front, so the views never have to grow
-            full._ensure_slots(int((full.length + (budget - gen.n_generated[rows]).to(dev)).max()))
-        work, n_work = full, len(rows)
-        work_rows = rows.clone()  # gen row held at each row of `full`
-        logits = gen.next_logits[rows.to(gen.next_logits.device)]
-        live = torch.ones(len(rows), dtype=torch.bool)
-        key = stream_key(cfg.seed, gen.stream[rows])  # per-row part of the counter-based uniforms
-        eos_ids, step_ids = self.eos_ids.cpu(), self.step_ids.cpu()
+        work = _WorkingRows.start(gen, rows, until, self.config.seed, self.device)
+        stop_ids = self.eos_ids.cpu(), self.step_ids.cpu()
         while True:
-            wr = work_rows[:n_work]
-            pos = gen.n_generated[wr]
-            tok, lp = draw_tokens(logits, uniform_at(key[:n_work], pos), cfg.temperature, cfg.top_p)
-            tok, lp = tok.cpu(), lp.float().cpu()
-            lr = wr[live]
-            gen.tokens[lr, pos[live]] = tok[live]
-            gen.logprobs[lr, pos[live]] = lp[live]
-            gen.n_generated[lr] += 1
-            is_eos = torch.isin(tok, eos_ids) & live
-            is_step = torch.isin(tok, step_ids) & live
-            if len(self.step_delimiter) > 1 and is_step.any():
-                self._keep_completed_delimiters(gen, wr, pos, is_step)
-            out_of_budget = (pos + 1 >= budget) & live & ~is_eos
+            tok, pos, is_eos, is_step = self._draw(gen, work, *stop_ids)
+            out_of_budget = (pos + 1 >= gen.tokens.shape[1]) & work.live & ~is_eos
             finished_now = is_eos | out_of_budget
-            ended = (is_eos | is_step | out_of_budget).nonzero()[:, 0]
-            if len(ended):
-                # step boundaries: one python pass over the few rows that ended a step (no tensor reads)
-                for r, n, eos in zip(wr[ended].tolist(), (pos[ended] + 1).tolist(), is_eos[ended].tolist()):
-                    end = n - 1 if eos else n  # a step never includes the EOS token
-                    if end > (gen.step_ends[r][-1] if gen.step_ends[r] else 0):
-                        gen.step_ends[r].append(end)
-            feed = live & ~finished_now  # EOS and budget-ending tokens need no forward pass
+            _note_step_ends(gen, work.rows, pos, is_eos, ended=is_eos | is_step | out_of_budget)
+            feed = work.live & ~finished_now  # EOS and budget-ending tokens need no forward pass
             if feed.any():
-                hidden = self.decoder.forward(work, tok[:, None].to(dev), feed.long().to(dev))
-                logits = self.decoder.logits(hidden[:, 0])
-            stopped = finished_now | (is_step if until == "step" else torch.zeros_like(live))
-            if finished_now.any():
-                gen.finished[wr[finished_now]] = True
-                gen.truncated[wr[out_of_budget]] = True
-            paused = stopped & feed  # rows resuming later need their next-token distribution
-            if paused.any():
-                gen.next_logits[wr[paused].to(gen.next_logits.device)] = logits[paused.to(logits.device)]
-            live = live & ~stopped
-            n_live = int(live.sum())
+                hidden = self.decoder.forward(work.view, tok[:, None].to(self.device), feed.long().to(self.device))
+                work.logits = self.decoder.logits(hidden[:, 0])
+            stopped = finished_now | (is_step if until == "step" else torch.zeros_like(work.live))
+            _note_stopped(gen, work, finished_now, out_of_budget, paused=stopped & feed)
+            work.live = work.live & ~stopped
+            n_live = int(work.live.sum())
             if n_live == 0:
                 break
             # Stop computing finished rows once a quarter of the working rows are; only when sampling to
             # the end (a step is short: moving rows would cost more than it saves).
-            if until == "end" and n_live <= 3 * n_work // 4:
-                # swap the dead rows among the first n_live with the live rows after them (fewest moves)
-                holes = (~live[:n_live]).nonzero()[:, 0]
-                movers = live[n_live:].nonzero()[:, 0] + n_live
-                order = torch.arange(n_work)
-                order[holes], order[movers] = movers, holes
-                keep = order[:n_live]
-                work.reorder_(order.to(dev))
-                work_rows[:n_work] = wr[order]
-                key[:n_work] = key[:n_work][order]
-                if work is not full:
-                    full.length[:n_work] = work.length
-                n_work = n_live
-                work = full.rows_view(n_work)
-                logits, live = logits[keep.to(logits.device)], live[keep]
-        if work is not full:
-            full.length[:n_work] = work.length
-        if until == "end":
-            # Every row is finished, and a finished row is never extended: only its length is kept
-            # (moving the rows' caches back in place would cost a few percent of the whole call).
-            lengths = full.length.clone()
-            gen.state.length[work_rows.to(dev)] = lengths
-        elif not whole:  # paused rows resume from their caches
-            gen.state.put(work_rows.to(dev), full)
+            if until == "end" and n_live <= 3 * work.n // 4:
+                work.drop_finished(n_live)
+        work.write_back(gen, until)
         return gen
 
-    def _keep_completed_delimiters(self, gen: Generation, wr, pos, is_step) -> None:
+    def _draw(self, gen: Generation, work: "_WorkingRows", eos_ids: torch.Tensor, step_ids: torch.Tensor):
+        """Draw the next token of every computed row and record it (and its log-prob) for the live ones.
+        Returns the tokens, their positions, and which live rows drew EOS or completed a step delimiter."""
+        cfg, rows, live = self.config, work.rows, work.live
+        pos = gen.n_generated[rows]
+        tok, lp = draw_tokens(work.logits, uniform_at(work.key[: work.n], pos), cfg.temperature, cfg.top_p)
+        tok, lp = tok.cpu(), lp.float().cpu()
+        live_rows = rows[live]
+        gen.tokens[live_rows, pos[live]] = tok[live]
+        gen.logprobs[live_rows, pos[live]] = lp[live]
+        gen.n_generated[live_rows] += 1
+        is_eos = torch.isin(tok, eos_ids) & live
+        is_step = torch.isin(tok, step_ids) & live
+        if len(self.step_delimiter) > 1 and is_step.any():
+            self._keep_completed_delimiters(gen, rows, pos, is_step)
+        return tok, pos, is_eos, is_step
+
+    def _keep_completed_delimiters(self, gen: Generation, rows, pos, is_step) -> None:
         """Clear ``is_step`` where the text of the row's current step, up to its token just drawn, does not
         yet contain the (multi-character) delimiter: e.g. a single newline when steps are paragraphs."""
         for i in is_step.nonzero()[:, 0].tolist():
-            r, end = int(wr[i]), int(pos[i]) + 1
+            r, end = int(rows[i]), int(pos[i]) + 1
             start = gen.step_ends[r][-1] if gen.step_ends[r] else 0
             if self.step_delimiter not in self.tokenizer.decode(gen.tokens[r, start:end].tolist()):
                 is_step[i] = False
@@ -345,14 +394,7 @@ class Sampler:
     def texts(self, gen: Generation) -> list[str]:
         """Generated text of every row (without EOS)."""
         eos = set(self.eos_ids.tolist())
-        return [self.tokenizer.decode([t for t in gen.token_ids(r) if t not in eos]) for r in range(gen.batch_size)]
-
-    def steps(self, gen: Generation, row: int) -> list[str]:
-        """Completed steps of ``row`` as text, delimiters stripped."""
-        ids = gen.token_ids(row)
-        eos = set(self.eos_ids.tolist())
-        return [self.tokenizer.decode([t for t in ids[a:b] if t not in eos]).strip(self.step_delimiter)
-                for a, b in gen.step_spans(row)]
+        return decode_texts(self.tokenizer, [gen.token_ids(r) for r in range(gen.batch_size)], eos)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -428,9 +470,21 @@ class Samples:
                        join("logprobs"), join("step_spans"), join("steps"), join("truncated"))
 
 
+def decode_texts(tokenizer, pieces: list[list[int]], eos: set[int]) -> list[str]:
+    """The text of each token list, EOS tokens left out (a sample's text never shows them)."""
+    return tokenizer.batch_decode([[t for t in p if t not in eos] for p in pieces])
+
+
+def decode_steps(tokenizer, pieces: list[list[int]], eos: set[int], delimiter: str = "\n") -> list[str]:
+    """The text of each step from its token ids: decoded as `decode_texts`, the delimiter stripped from
+    both ends. The one rule for a step's text, in finished samples (`step_texts`) and in partial ones
+    (`prmlab.decoding.rows.RowBatch`)."""
+    return [text.strip(delimiter) for text in decode_texts(tokenizer, pieces, eos)]
+
+
 def step_texts(tokenizer, ids: list[int], spans: list[tuple[int, int]], eos: set[int],
                delimiter: str = "\n") -> tuple[list[tuple[int, int]], list[str]]:
-    """The steps of one sample: spans and their text, the delimiter stripped.
+    """The steps of one sample: spans and their text (`decode_steps`).
 
     A span with no visible text (a blank line) is not a step of its own: its tokens join the next step
     (or the previous one at the end), so that spans still cover every generated token but EOS and the
@@ -439,8 +493,7 @@ def step_texts(tokenizer, ids: list[int], spans: list[tuple[int, int]], eos: set
     merged: list[list[int]] = []
     texts: list[str] = []
     pending = None  # start of blank spans waiting to join the next step
-    for a, b in spans:
-        text = tokenizer.decode([t for t in ids[a:b] if t not in eos]).strip(delimiter)
+    for (a, b), text in zip(spans, decode_steps(tokenizer, [ids[a:b] for a, b in spans], eos, delimiter)):
         if not text.strip():
             pending = a if pending is None else pending
             continue
@@ -470,21 +523,18 @@ def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 2
     keys = [i * n for i in range(len(ids))] if streams is None else [int(s) for s in streams]
     if len(keys) != len(ids):
         raise ValueError(f"streams has {len(keys)} entries for {len(ids)} prompts")
-    order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
-    per_batch = max(1, batch_size // n)
     eos = set(sampler.eos_ids.tolist())
     rows: list = [None] * (len(ids) * n)
-    for a in tqdm(range(0, len(order), per_batch), desc=desc, disable=not progress, leave=False):
-        chunk = order[a : a + per_batch]
+    chunks = length_chunks([len(x) for x in ids], max_rows=max(1, batch_size // n))
+    for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
         gen = sampler.start([ids[k] for k in chunk])
         # start made room for the whole budget: keeping it spares extend a regrowth (a full copy of the cache)
         gen = gen.select(torch.arange(len(chunk)).repeat_interleave(n), keep_capacity=True)
         gen.stream = torch.tensor([keys[k] + j for k in chunk for j in range(n)], dtype=torch.long)
         sampler.extend(gen, until="end")
-        for r in range(gen.batch_size):
+        for r, text in enumerate(sampler.texts(gen)):
             tok = gen.token_ids(r)
             spans, steps = step_texts(sampler.tokenizer, tok, gen.step_spans(r), eos, sampler.step_delimiter)
-            text = sampler.tokenizer.decode([t for t in tok if t not in eos])
             k, j = chunk[r // n], r % n
             rows[k * n + j] = (text, tok, gen.token_logprobs(r).clone(), spans, steps, bool(gen.truncated[r]))
         sampler.release(gen)

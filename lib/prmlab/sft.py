@@ -13,7 +13,6 @@ be asked. On real data the solutions are the data set's reference solutions (no 
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .choices import check_choice
+from .batching import pad_id, right_pad
+from .schedules import lr_at
 from .tasks.arith import INJECTABLE_KINDS, misconception_applies, solution_with_misconceptions, solution_with_mistake
 
 
@@ -69,13 +69,8 @@ def encode_batch(tokenizer, pairs: list[tuple[str, str]], device="cpu"):
         s = list(s) + [tokenizer.eos_token_id]
         seqs.append(list(p) + s)
         labels.append([-100] * len(p) + s)
-    width = max(len(x) for x in seqs)
-    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-    lab = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, (x, y) in enumerate(zip(seqs, labels)):
-        ids[i, : len(x)] = torch.tensor(x)
-        lab[i, : len(y)] = torch.tensor(y)
-    return ids.to(device), (ids != tokenizer.pad_token_id).long().to(device), lab.to(device)
+    ids, mask = right_pad(seqs, pad_id(tokenizer))
+    return ids.to(device), mask.to(device), right_pad(labels, -100)[0].to(device)
 
 
 def lm_loss(model, ids, mask, labels) -> torch.Tensor:
@@ -83,25 +78,6 @@ def lm_loss(model, ids, mask, labels) -> torch.Tensor:
     sees a pad token and no mask is needed (the mask-free attention path is faster)."""
     logits = model(input_ids=ids).logits[:, :-1].float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
-
-
-SCHEDULES = ("wsd", "cosine")
-
-
-def lr_at(step: int, peak: float, steps: int, warmup: int, schedule: str = "cosine", decay_fraction: float = 0.3) -> float:
-    """Learning rate at ``step``: linear warm-up to ``peak``, then ``schedule`` (both end at 10% of it)."""
-    check_choice(schedule, SCHEDULES, "schedule")
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    if schedule == "wsd":
-        # a short budget learns most at the peak rate; the final decay settles the weights
-        decay_start = steps * (1 - decay_fraction)
-        if step < decay_start:
-            return peak
-        t = (step - decay_start) / max(1.0, steps - decay_start)
-        return peak * (1.0 - 0.9 * min(1.0, t))
-    t = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
 def step_buckets(task) -> dict[int, list]:
@@ -125,6 +101,8 @@ def train_sft(model, tokenizer, task, cfg: SFTConfig, log=None, progress: bool =
                          f"into the arithmetic task's solutions only (got {cfg.mistake_rate}, {cfg.misconception_rate})")
     if cfg.misconception_rate > 0 and not task.cfg.rules:
         raise ValueError("misconception_rate > 0 needs the task's misconceptions (e.g. misconceptions='no-carry')")
+    # Batches are drawn with replacement, one step-count bucket at a time: not `batching.epoch_order`
+    # (the length buckets are what keeps padding low, and these draws fix the 00 policy).
     rng = random.Random(f"sft-{cfg.seed}")
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device

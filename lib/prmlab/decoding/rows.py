@@ -19,6 +19,7 @@ from prmlab.choices import check_choice
 from prmlab.metrics import AGGREGATIONS as STEP_AGGREGATIONS
 from prmlab.metrics import aggregate_step_scores
 from prmlab.prm.scorer import PrefixScorer, StepScorer, as_incremental
+from prmlab.sampling import decode_steps, decode_texts
 
 AGGREGATIONS = STEP_AGGREGATIONS + ("prefix",)
 
@@ -96,8 +97,11 @@ class RowBatch:
         new = [s for s, (e, k) in enumerate(zip(gen.step_ends, k_before)) if len(e) > k]
         spans = [gen.step_spans(s)[-1] for s in new]
         steps: list[str | None] = [None] * gen.batch_size
-        for s, text in zip(new, self._decode([gen.tokens[s, a:b].tolist() for s, (a, b) in zip(new, spans)])):
-            steps[s] = text.strip("\n")
+        # A blank step (a line with no text) is scored as it comes: `step_texts` would fold it into the
+        # next step of a finished sample, but a growing row does not have that step yet.
+        pieces = [gen.tokens[s, a:b].tolist() for s, (a, b) in zip(new, spans)]
+        for s, text in zip(new, decode_steps(self.sampler.tokenizer, pieces, self._eos(), self.sampler.step_delimiter)):
+            steps[s] = text
         rewards = self.scorer.append(self.state, steps)
         cached = np.flatnonzero(self.slot >= 0)
         self.got_step = np.zeros(self.size, dtype=bool)
@@ -107,11 +111,12 @@ class RowBatch:
         return alive
 
     def text(self, r: int) -> str:
-        return self.done_text[r] if self.slot[r] < 0 else self._decode([self.gen.token_ids(int(self.slot[r]))])[0]
+        if self.slot[r] < 0:
+            return self.done_text[r]
+        return decode_texts(self.sampler.tokenizer, [self.gen.token_ids(int(self.slot[r]))], self._eos())[0]
 
-    def _decode(self, ids: list[list[int]]) -> list[str]:
-        eos = set(self.sampler.eos_ids.tolist())
-        return self.sampler.tokenizer.batch_decode([[t for t in x if t not in eos] for x in ids])
+    def _eos(self) -> set[int]:
+        return set(self.sampler.eos_ids.tolist())
 
     def scores(self, aggregation: str) -> np.ndarray:
         """Aggregated reward of every row ("prefix" rewards already score the whole prefix: the last

@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..batching import length_chunks, pad_id, right_pad
 from ..choices import check_choice
 from ..models import load_tokenizer
 from .scorer import TextScorer
@@ -52,8 +53,7 @@ class HFStepScorer(TextScorer):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.pad_id = pad if pad is not None else 0  # padded slots are masked out: any id will do
+        self.pad_id = pad_id(tokenizer)
 
     @property
     def device(self):
@@ -81,9 +81,9 @@ class HFStepScorer(TextScorer):
         batch_size = batch_size or self.batch_size
         encoded = [self.encode(p, s) for p, s in zip(prompts, steps)]
         results = [np.zeros(0) for _ in prompts]  # solutions without steps: nothing to run
-        todo = sorted((i for i, (_, pos) in enumerate(encoded) if pos), key=lambda i: len(encoded[i][0]))
-        for a in range(0, len(todo), batch_size):  # similar lengths together: less padding
-            idx = todo[a : a + batch_size]
+        todo = [i for i, (_, pos) in enumerate(encoded) if pos]
+        for chunk in length_chunks([len(encoded[i][0]) for i in todo], max_rows=batch_size):  # less padding
+            idx = [todo[j] for j in chunk]
             for i, r in zip(idx, self._forward([encoded[i] for i in idx])):
                 results[i] = r
         return results
@@ -94,12 +94,7 @@ class HFStepScorer(TextScorer):
     def _forward(self, encoded: list[tuple[list[int], list[int]]]) -> list[np.ndarray]:
         # Right padding keeps every real token at its own position (position ids count from 0 in
         # each row), and causal attention never looks at the padding on the right.
-        width = max(len(ids) for ids, _ in encoded)
-        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for b, (x, _) in enumerate(encoded):
-            ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
-            mask[b, : len(x)] = 1
+        ids, mask = right_pad([x for x, _ in encoded], self.pad_id)
         # Compute logits only where some row reads them (a vocab-sized head is costly elsewhere).
         keep = sorted({p for _, pos in encoded for p in pos})
         column = {p: j for j, p in enumerate(keep)}

@@ -24,6 +24,7 @@ import copy
 import numpy as np
 import torch
 
+from ..batching import pad_id
 from ..choices import check_choice
 from ..metrics import within_problem_auroc
 from ..rl.prime import implicit_prm_loss
@@ -136,7 +137,7 @@ class ImplicitPRM(TextScorer):
         """The unsquashed reward of every step: ``beta`` times the summed log-ratio over its tokens."""
         encoded = self.encode(prompts, steps)
         out: list[np.ndarray] = []
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pad = pad_id(self.tokenizer)
         for a in range(0, len(encoded), self.batch_size):
             chunk = encoded[a : a + self.batch_size]
             ids, attn, plens, resp, mask = pack([c[0] for c in chunk], [c[1] for c in chunk], pad)

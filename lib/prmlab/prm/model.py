@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..batching import length_chunks, pad_id, right_pad
 from ..choices import check_choice
 from ..kv_decoder import DecoderState, make_decoder
 from ..models import add_lora, unwrap
@@ -123,12 +125,9 @@ class ProcessRewardModel(nn.Module, StepScorer):
         """Right-padded ids [b, T] (no attention mask needed: causal attention never looks right), the
         step ends of each row, and (likelihood readout, else None) the mask [b, T] of the tokens whose
         log-probability counts: every token of every step but its last, the separator the head reads."""
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        width = max(len(ids) for ids, _, _ in encoded)
-        batch = torch.full((len(encoded), width), pad, dtype=torch.long)
-        counted = torch.zeros((len(encoded), width), dtype=torch.bool) if self.likelihood else None
-        for i, (ids, ends, start) in enumerate(encoded):
-            batch[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        batch, _ = right_pad([ids for ids, _, _ in encoded], pad_id(self.tokenizer))
+        counted = torch.zeros(batch.shape, dtype=torch.bool) if self.likelihood else None
+        for i, (_, ends, start) in enumerate(encoded):
             for end in ends if self.likelihood else ():
                 counted[i, start:end] = True
                 start = end + 1
@@ -172,11 +171,9 @@ class ProcessRewardModel(nn.Module, StepScorer):
         """Reward of every step of every solution, one forward pass per solution (batched)."""
         was_training = self.training
         self.eval()
-        # Similar lengths together: less padding.
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + sum(len(s) for s in steps[i]))
         results: dict[int, np.ndarray] = {}
-        for a in range(0, len(order), batch_size):
-            idx = order[a : a + batch_size]
+        chars = [len(p) + sum(len(s) for s in row) for p, row in zip(prompts, steps)]  # a length known before encoding
+        for idx in length_chunks(chars, max_rows=batch_size):  # similar lengths together: less padding
             logits = self.step_logits([prompts[i] for i in idx], [steps[i] for i in idx])
             for i, lg in zip(idx, logits):
                 results[i] = torch.sigmoid(lg).cpu().numpy().astype(np.float64)
@@ -224,6 +221,16 @@ class ProcessRewardModel(nn.Module, StepScorer):
         if unexpected or any(not k.startswith("backbone.") for k in missing):
             raise ValueError(f"{path / 'head.pt'} does not fit this PRM: missing {missing}, unexpected {unexpected}")
         return prm.to(backbone.device).eval()
+
+
+def prm_loss(logits: torch.Tensor, targets: list[list[int]], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PRM's training loss on a batch: binary cross-entropy of the reward logits ``[b, T]`` (from
+    ``forward``) read at each row's ``targets`` (its step ends; an ORM's last one only) against ``labels``
+    (hard 0/1 or soft in [0, 1], the rows' labels concatenated). Returns the loss **summed** over the
+    steps, and the logits read: the mean is over the labelled steps of the global batch, which only the
+    caller knows when several processes share it (`prmlab.prm.train.train_prm`)."""
+    z = torch.cat([logits[r, t] for r, t in enumerate(targets)])
+    return F.binary_cross_entropy_with_logits(z, labels, reduction="sum"), z
 
 
 def running_min(token_logprobs: torch.Tensor) -> torch.Tensor:
@@ -338,12 +345,8 @@ class CachedPRMScorer(IncrementalScorer):
     def _feed(self, state: DecoderState, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run variable-length token lists through the rows of ``state``: final hidden states [rows, n,
         hidden], each row's number of tokens, and the padded tokens [rows, n]."""
-        n = max(len(x) for x in ids)
-        pad = self.prm.tokenizer.pad_token_id or 0
-        chunk = torch.full((len(ids), n), pad, dtype=torch.long)
-        for i, x in enumerate(ids):
-            chunk[i, : len(x)] = torch.tensor(x, dtype=torch.long)
-        lens = torch.tensor([len(x) for x in ids], dtype=torch.long, device=self.device)
+        chunk, valid = right_pad(ids, pad_id(self.prm.tokenizer))
+        lens = valid.sum(1).to(self.device)
         chunk = chunk.to(self.device)
         return self.decoder.forward(state, chunk, lens), lens, chunk
 

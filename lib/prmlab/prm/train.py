@@ -1,7 +1,8 @@
 """Training a process reward model on step labels, in one process or many (accelerate).
 
-The loss is binary cross-entropy between ``sigmoid(reward logit)`` at the end of each step and the
-step's label (hard 0/1 or soft in [0, 1]), **averaged over all labelled steps of the global batch**.
+The loss (`prmlab.prm.model.prm_loss`) is binary cross-entropy between ``sigmoid(reward logit)`` at the
+end of each step and the step's label (hard 0/1 or soft in [0, 1]), **averaged over all labelled steps of
+the global batch**.
 ``target="prm"`` labels every step; ``target="orm"`` uses only the last step's label (an outcome
 reward model: the same network, supervised once per solution).
 
@@ -22,16 +23,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from itertools import islice
 
 import torch
-import torch.nn.functional as F
 
+from ..batching import epoch_order
 from ..choices import check_choice
 from ..metrics import auroc, step_accuracy
 from ..models import unwrap
-from ..sft import lr_at
+from ..schedules import lr_at
 from .formats import StepwiseRecord
-from .model import PRMConfig, ProcessRewardModel
+from .model import PRMConfig, ProcessRewardModel, prm_loss
 
 TARGETS = ("prm", "orm")
 
@@ -57,11 +59,8 @@ class PRMTrainConfig:
 
 
 def global_batches(n_records: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """Record indices of every global batch: consecutive slices of seeded epoch permutations."""
-    g = torch.Generator().manual_seed(seed)
-    order: list[int] = []
-    while len(order) < batch_size * steps:
-        order += torch.randperm(n_records, generator=g).tolist()
+    """Record indices of every global batch: consecutive slices of the seeded epoch order."""
+    order = list(islice(epoch_order(n_records, seed), batch_size * steps))
     return [order[k * batch_size : (k + 1) * batch_size] for k in range(steps)]
 
 
@@ -125,9 +124,7 @@ def train_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], cfg: PRMTr
         mine = [examples[i] for i in batch[rank * share : (rank + 1) * share]]  # split_batches slicing
         ids, _, counted = prm.collate([enc for enc, _, _ in mine])
         y = torch.cat([lab for _, _, lab in mine]).to(acc.device)
-        logits = model(ids, counted)
-        z = torch.cat([logits[r, targets] for r, (_, targets, _) in enumerate(mine)])
-        local_sum = F.binary_cross_entropy_with_logits(z, y, reduction="sum")
+        local_sum, z = prm_loss(model(ids, counted), [targets for _, targets, _ in mine], y)
         n_steps = acc.reduce(torch.tensor(float(len(y)), device=acc.device), "sum")
         # Mean over the global batch's steps; x world because DDP averages the processes' gradients.
         loss = local_sum * world / n_steps.clamp(min=1.0)

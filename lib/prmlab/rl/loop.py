@@ -24,17 +24,19 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from itertools import islice
 from typing import Callable
 
 import torch
 
+from ..batching import epoch_order, length_chunks
 from ..choices import check_choice
 from ..sampling import Sampler, SamplingConfig, sample
 from . import meter
 from .advantages import masked_mean
 from .ppo import KL_KINDS, kl_estimate, ppo_clip_loss
 from .prime import filter_groups
-from .rollouts import Rollouts, batched_logprobs, collect, concat, keep_groups, length_batches, response_logprobs
+from .rollouts import Rollouts, batched_logprobs, collect, concat, keep_groups, response_logprobs
 
 
 @dataclass
@@ -106,11 +108,11 @@ def ppo_update(model, opt, params, ro: Rollouts, advantages: torch.Tensor, cfg: 
     if ro.batch_size % world or size % world:
         raise ValueError(f"a batch of {ro.batch_size} rollouts in minibatches of {size} does not split evenly "
                          f"among {world} processes")
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    shuffled = epoch_order(ro.batch_size, cfg.seed * 1_000_003 + step)  # each PPO epoch in a fresh order
     sums = torch.zeros(6, dtype=torch.float64)  # loss, clip, approx_kl, entropy, grad_norm, minibatches
     model.train()
     for _ in range(cfg.ppo_epochs):
-        order = torch.randperm(ro.batch_size, generator=g)
+        order = torch.tensor(list(islice(shuffled, ro.batch_size)))
         for a in range(0, ro.batch_size, size):
             mb = order[a : a + size]
             share = len(mb) // world
@@ -131,11 +133,12 @@ def ppo_update(model, opt, params, ro: Rollouts, advantages: torch.Tensor, cfg: 
 
 def accumulate_gradient(model, ro: Rollouts, advantages: torch.Tensor, rows: torch.Tensor, scale: float,
                         cfg: RLConfig, acc) -> torch.Tensor:
-    """Backward of (the PPO-clip token losses of ``rows``, summed) / ``scale``, in length-sorted micro-batches
-    (`length_batches`), each trimmed to its own longest row. With ``scale`` = global tokens / processes, DDP's
-    average is the minibatch's token-mean gradient. Returns the token sums of loss, clip, approx_kl, entropy."""
+    """Backward of (the PPO-clip token losses of ``rows``, summed) / ``scale``, in micro-batches of rows of
+    similar length (`prmlab.batching.length_chunks`, longest first), each trimmed to its own longest row.
+    With ``scale`` = global tokens / processes, DDP's average is the minibatch's token-mean gradient.
+    Returns the token sums of loss, clip, approx_kl, entropy."""
     sums = torch.zeros(4, dtype=torch.float64)
-    batches = length_batches(ro.lengths[rows], cfg.micro_batch_tokens)
+    batches = length_chunks(ro.lengths[rows].tolist(), max_tokens=cfg.micro_batch_tokens, longest_first=True)
     for j, index in enumerate(batches):
         sub_rows = rows[index]
         sub = ro.rows(sub_rows)
@@ -150,13 +153,6 @@ def accumulate_gradient(model, ro: Rollouts, advantages: torch.Tensor, rows: tor
         sums += torch.tensor([float(loss_mean.detach()) * n, stats["clip_frac"] * n, stats["approx_kl"] * n,
                               float((entropy.detach() * mask).sum())], dtype=torch.float64)
     return sums
-
-
-def problem_stream(n: int, seed: int):
-    """Indices of training problems for ever: consecutive seeded permutations (epochs)."""
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        yield from torch.randperm(n, generator=g).tolist()
 
 
 def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> tuple[Rollouts | None, int, dict]:
@@ -205,7 +201,7 @@ def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eva
     model, opt = acc.prepare(policy, opt)
     sampler = Sampler(policy, tokenizer, SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                                                         seed=cfg.seed), step_delimiter=task.step_delimiter)
-    stream, drawn, sampled = problem_stream(len(task.train), cfg.seed), 0, 0.0
+    stream, drawn, sampled = epoch_order(len(task.train), cfg.seed), 0, 0.0  # training problems, epoch by epoch
     history, t_start = [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc="rl", disable=not (progress and acc.is_main_process))
     for step in bar:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..batching import length_chunks, right_pad
 from ..sampling import Sampler, Samples, sample
 from .ppo import entropy_from_logits, token_logprobs
 
@@ -69,33 +70,10 @@ class Rollouts:
 
 def pack(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
     """Right-padded ``prompt + response`` ids with their attention mask, the prompt lengths, and the
-    responses alone as ``[B, T]`` ids with their mask."""
-    b = len(prompt_ids)
-    lens = [len(p) + len(r) for p, r in zip(prompt_ids, response_ids)]
-    width, t = max(lens, default=1), max((len(r) for r in response_ids), default=0)
-    ids = torch.full((b, width), pad_id, dtype=torch.long)
-    attn = torch.zeros(b, width, dtype=torch.long)
-    resp = torch.full((b, t), pad_id, dtype=torch.long)
-    mask = torch.zeros(b, t)
-    for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
-        ids[i, : lens[i]] = torch.tensor(p + r, dtype=torch.long)
-        attn[i, : lens[i]] = 1
-        resp[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, attn, torch.tensor([len(p) for p in prompt_ids]), resp, mask
-
-
-def length_batches(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
-    """Positions into ``lengths`` sorted longest first and cut into micro-batches of at most ``max_tokens``
-    padded tokens (rows x the micro-batch's longest row; a longer row goes alone). Rows of similar length
-    then share a forward pass (`Rollouts.rows` trims it to its own longest row), so little of it is padding."""
-    order = torch.argsort(lengths, descending=True, stable=True)
-    batches, a = [], 0
-    while a < len(order):
-        n = max(1, max_tokens // max(int(lengths[order[a]]), 1))
-        batches.append(order[a : a + n])
-        a += n
-    return batches
+    responses alone as ``[B, T]`` ids with their (float) mask."""
+    ids, attn = right_pad([list(p) + list(r) for p, r in zip(prompt_ids, response_ids)], pad_id)
+    resp, mask = right_pad(response_ids, pad_id)
+    return ids, attn, torch.tensor([len(p) for p in prompt_ids]), resp, mask.float()
 
 
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_lens: torch.Tensor,
@@ -117,10 +95,11 @@ def response_logprobs(model, ro: Rollouts, with_entropy: bool = False):
 
 
 def batched_logprobs(model, ro: Rollouts, max_tokens: int = 2048) -> torch.Tensor:
-    """`response_logprobs` of every row (``[B, T]``, no gradient), in length-sorted micro-batches."""
+    """`response_logprobs` of every row (``[B, T]``, no gradient), in micro-batches of rows of similar
+    length (`prmlab.batching.length_chunks`, longest first), each trimmed to its own longest row."""
     out = torch.zeros_like(ro.old_logprobs)
     with torch.no_grad():
-        for index in length_batches(ro.lengths, max_tokens):
+        for index in length_chunks(ro.lengths.tolist(), max_tokens=max_tokens, longest_first=True):
             sub = ro.rows(index)
             out[index, : sub.response_ids.shape[1]] = response_logprobs(model, sub).cpu()
     return out
