@@ -68,6 +68,8 @@ def test_params_shows_what_a_profile_changes(capsys):
 
 
 def test_notebooks_prints_the_measured_duration_of_the_profile_where_there_is_one(mlflow_store, capsys):
+    from prmlab.notebooks import TINY_MINUTES
+
     c = tracking.client()
     finished = tracking.create_run("00_policy_sft", "tiny", 0)
     start = c.get_run(finished).info.start_time
@@ -76,7 +78,8 @@ def test_notebooks_prints_the_measured_duration_of_the_profile_where_there_is_on
     assert main(["notebooks"]) == 0
     out = capsys.readouterr().out
     assert f"tiny profile: 2.5 min measured (run {finished[:8]}, " in out.split("01_prm_training")[0]
-    assert "tiny profile: about 6 min on 2 CPU cores (estimate)" in out.split("01_prm_training")[1]
+    estimate = TINY_MINUTES["01_prm_training"]
+    assert f"tiny profile: about {estimate} min on 2 CPU cores (estimate)" in out.split("01_prm_training")[1]
     assert main(["notebooks", "--profile", "smoke"]) == 0
     assert "smoke profile: duration not measured yet" in capsys.readouterr().out
 
