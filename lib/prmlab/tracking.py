@@ -192,6 +192,13 @@ class Run:
     def log_dict(self, data, name: str) -> None:
         self.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), name)
 
+    def log_table(self, rows: list[dict], name: str) -> None:
+        """``rows`` as MLflow's table artifact ``<name>.json`` (the UI shows it as a table), floats to 4
+        significant digits (`rounded`)."""
+        import pandas as pd
+
+        _retry(lambda: self.client.log_table(self.id, pd.DataFrame(rounded(rows)), f"{name}.json"))
+
     def log_figure(self, fig, name: str) -> None:
         """A plotly figure as ``figures/<name>.html`` (interactive, with plotly.js inside: it opens
         offline, in MLflow's artifact view too, at about 5 MB a figure) and ``figures/<name>.json``

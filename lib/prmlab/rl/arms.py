@@ -279,12 +279,10 @@ def log_arm_summary(run, results: dict, name: str = "arm_summary"):
     """`arm_summary` logged on ``run`` (the parent of the arms' runs) as MLflow's table artifact
     ``<name>.json``, values to 4 significant digits, and as the figure ``figures/<name>``; returns
     (rows, figure)."""
-    import pandas as pd
-
-    from .. import tracking, viz
+    from .. import viz
 
     rows = arm_summary(results)
-    tracking._retry(lambda: run.client.log_table(run.id, pd.DataFrame(tracking.rounded(rows)), f"{name}.json"))
+    run.log_table(rows, name)
     fig = viz.summary_bars_figure(rows, list(SUMMARY_COLUMNS), "arm", "Each arm at the end: mean over seeds "
                                   "(bars: one standard error)")
     run.log_figure(fig, name)
