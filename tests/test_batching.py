@@ -33,7 +33,7 @@ def old_sft_pad(tokenizer, seqs, labels):  # sft.encode_batch
     return ids, (ids != tokenizer.pad_token_id).long(), lab
 
 
-def old_pack(prompt_ids, response_ids, pad_id):  # rl.rollouts.pack
+def old_pack(prompt_ids, response_ids, pad_id):  # rl.rollouts.pack (now prmlab.tokens.TokenBatch.pack)
     b = len(prompt_ids)
     lens = [len(p) + len(r) for p, r in zip(prompt_ids, response_ids)]
     width, t = max(lens, default=1), max((len(r) for r in response_ids), default=0)
@@ -150,15 +150,17 @@ def test_right_pad_matches_every_old_site():
 
 
 def test_pack_matches_the_old_pack():
-    from prmlab.rl.rollouts import pack
+    from prmlab.tokens import TokenBatch
 
     rng = random.Random(2)
     for _ in range(50):
         b = rng.randrange(1, 6)
         prompts = [r or [1] for r in random_rows(rng, b, 5)]
         responses = random_rows(rng, b, 7)
-        for got, want in zip(pack(prompts, responses, pad_id=3), old_pack(prompts, responses, 3)):
-            assert got.dtype == want.dtype and torch.equal(got, want)
+        got = TokenBatch.pack(prompts, responses, pad_id=3)
+        fields = (got.input_ids, got.attention_mask, got.prompt_lens, got.response_ids, got.response_mask)
+        for got_field, want in zip(fields, old_pack(prompts, responses, 3)):
+            assert got_field.dtype == want.dtype and torch.equal(got_field, want)
 
 
 def test_the_sft_mask_no_longer_reads_a_real_pad_token_as_padding():
@@ -236,8 +238,8 @@ def test_the_pad_id_cannot_change_prm_scores(tiny_policy, char_tokenizer, nopad_
 
 
 def test_the_pad_id_cannot_change_sampling_or_log_probs(tiny_policy, char_tokenizer, nopad_tokenizer):
-    from prmlab.rl.rollouts import pack, response_logits
     from prmlab.sampling import Sampler, SamplingConfig, sample
+    from prmlab.tokens import TokenBatch, response_logits
 
     prompts = ["Q: 1 +2\n", "Q: 17 *3 -5\n", "Q: 4 -1 *2 +9\n"]
     cfg = SamplingConfig(max_new_tokens=30, seed=1)
@@ -248,8 +250,8 @@ def test_the_pad_id_cannot_change_sampling_or_log_probs(tiny_policy, char_tokeni
     read = []  # the logits that predict each response token (what RL's log-probs are read from)
     with torch.no_grad():
         for pad in (0, 2, 77):
-            ids, attn, plens, resp, mask = pack(a.prompt_ids, a.token_ids, pad)
-            read.append(response_logits(tiny_policy, ids, attn, plens, resp.shape[1])[mask.bool()])
+            batch = TokenBatch.pack(a.prompt_ids, a.token_ids, pad)
+            read.append(response_logits(tiny_policy, batch)[batch.response_mask.bool()])
     assert torch.equal(read[0], read[1]) and torch.equal(read[0], read[2])
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from prmlab import scorer_artifacts
 from prmlab.decoding import study
 from prmlab.decoding.compare import budget_to_reach
 from prmlab.decoding.particle_filter import smc_decode
@@ -25,10 +26,10 @@ def test_metric_names():
     assert study.method_metric("beam_search [prm_oracle]", "tokens") == "tokens/beam_search/prm_oracle"
     assert study.method_metric("majority", "wall_time") == "wall_time/majority"
     assert study.method_metric("smc [oracle]", "headline/acc_at_max_n") == "headline/acc_at_max_n/smc/oracle"
-    assert study.scorer_tags("p0", {"oracle": "oracle", "prm": "r1", "prm_oracle": "r1"}) == {
+    assert scorer_artifacts.scorer_tags("p0", {"oracle": "oracle", "prm": "r1", "prm_oracle": "r1"}) == {
         "prmlab.policy_run": "p0", "prmlab.scorer.oracle": "oracle", "prmlab.scorer.prm": "r1",
         "prmlab.scorer.prm_oracle": "r1", "prmlab.prm_run": "r1"}
-    assert study.scorer_tags("p0", {"oracle": "oracle"})["prmlab.prm_run"] == "oracle"
+    assert scorer_artifacts.scorer_tags("p0", {"oracle": "oracle"})["prmlab.prm_run"] == "oracle"
 
 
 def rows_of(method, accs_by_seed, tokens=10):
@@ -76,14 +77,14 @@ def test_step_scorers_by_name_and_their_errors(char_tokenizer, mlflow_store):
     from prmlab import tracking
 
     task = ArithTask(n_train=0, n_eval=2, seed=0)
-    scorers, sources = study.load_step_scorers(" oracle, ", task, task.eval, char_tokenizer)
+    scorers, sources = scorer_artifacts.load_step_scorers(" oracle, ", task, task.eval, char_tokenizer)
     assert isinstance(scorers["oracle"], OracleScorer) and sources == {"oracle": "oracle"}
     with pytest.raises(ValueError, match="scorers is empty"):
-        study.load_step_scorers(" , ", task, task.eval, char_tokenizer)
+        scorer_artifacts.load_step_scorers(" , ", task, task.eval, char_tokenizer)
     with pytest.raises(ValueError, match="needs a task with a step oracle; gsm8k has none"):
-        study.load_step_scorers("oracle", SimpleNamespace(has_oracle=False, name="gsm8k"), [], char_tokenizer)
+        scorer_artifacts.load_step_scorers("oracle", SimpleNamespace(has_oracle=False, name="gsm8k"), [], char_tokenizer)
     with pytest.raises(tracking.NoRunError, match="prmlab run 01 --profile smoke"):
-        study.load_step_scorers("oracle,prm", task, task.eval, char_tokenizer, profile="smoke")
+        scorer_artifacts.load_step_scorers("oracle,prm", task, task.eval, char_tokenizer, profile="smoke")
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ def test_baseline_and_scorer_names_are_valid_mlflow_metric_names():
     assert all(study.no_scorer(m) for m in ("greedy", "majority", "majority_t0.5"))
     assert not any(study.no_scorer(m) for m in ("best_of_n_t0.5", "smc", "weighted_majority"))
     # the likelihood scorer comes from the policy: it is not the PRM run
-    assert study.scorer_tags("p0", {"likelihood": study.POLICY, "prm": "r1"})["prmlab.prm_run"] == "r1"
+    assert scorer_artifacts.scorer_tags("p0", {"likelihood": scorer_artifacts.POLICY, "prm": "r1"})["prmlab.prm_run"] == "r1"
 
 
 def test_the_likelihood_scorer_by_name_needs_the_policy(tiny_policy, char_tokenizer):
@@ -173,9 +174,10 @@ def test_the_likelihood_scorer_by_name_needs_the_policy(tiny_policy, char_tokeni
 
     task = ArithTask(n_train=0, n_eval=2, seed=0)
     with pytest.raises(ValueError, match="'likelihood' scorer reads the policy's own token log-probs: pass policy="):
-        study.load_step_scorers("oracle,likelihood", task, task.eval, char_tokenizer)
+        scorer_artifacts.load_step_scorers("oracle,likelihood", task, task.eval, char_tokenizer)
     before = {k: v.clone() for k, v in tiny_policy.state_dict().items()}
-    scorers, sources = study.load_step_scorers("likelihood, oracle", task, task.eval, char_tokenizer, policy=tiny_policy)
+    scorers, sources = scorer_artifacts.load_step_scorers("likelihood, oracle", task, task.eval, char_tokenizer,
+                                                          policy=tiny_policy)
     assert list(scorers) == ["likelihood", "oracle"] and sources == {"likelihood": "policy", "oracle": "oracle"}
     lik = scorers["likelihood"]
     assert isinstance(lik, CachedPRMScorer) and lik.prm.config.readout == "likelihood" and lik.prm.config.freeze_backbone

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from prmlab.prm.implicit import ImplicitPRM
+from prmlab.prm.implicit import ImplicitPRM, implicit_prm_loss
 from prmlab.prm.scorer import IncrementalScorer, StepScorer, as_incremental
-from prmlab.rl.prime import implicit_prm_loss
 from prmlab.rl.rollouts import collect
 from prmlab.sampling import Sampler, SamplingConfig
 
@@ -32,6 +31,20 @@ def logprobs_of(model, ids: list[int], start: int) -> torch.Tensor:
         logits = model(torch.tensor([ids])).logits[0].float()
     lp = torch.log_softmax(logits, -1)
     return lp[start - 1 : len(ids) - 1].gather(-1, torch.tensor(ids[start:])[:, None])[:, 0]
+
+
+def test_implicit_prm_loss_value_and_gradient_direction():
+    q_sum = torch.tensor([0.4, -1.2, 2.0], requires_grad=True)
+    outcome = torch.tensor([1.0, 0.0, 0.0])
+    beta = 0.5
+    loss = implicit_prm_loss(q_sum, outcome, beta)
+    p = torch.sigmoid(beta * q_sum.detach())
+    ref = -(outcome * p.log() + (1 - outcome) * (1 - p).log()).mean()
+    assert loss.item() == pytest.approx(ref.item())
+    (grad,) = torch.autograd.grad(loss, q_sum)
+    # gradient descent raises sum q for the correct response and lowers it for the wrong ones
+    assert grad[0] < 0 and grad[1] > 0 and grad[2] > 0
+    torch.testing.assert_close(grad, beta * (p - outcome) / 3)
 
 
 def test_step_reward_is_beta_times_summed_log_ratio(tiny_policy, char_tokenizer):
@@ -71,7 +84,7 @@ def test_implicit_prm_is_a_scorer_and_incremental_agrees_with_batch(tiny_policy,
 @pytest.fixture(scope="module")
 def rollouts(trained_policy, char_tokenizer, easy_task):
     sampler = Sampler(trained_policy, char_tokenizer, SamplingConfig(max_new_tokens=40, seed=0))
-    return collect(sampler, easy_task, easy_task.train[:2], k=2)
+    return collect(sampler, easy_task, easy_task.train[:2], k=2).tokens  # the implicit PRM reads the token batch
 
 
 def test_update_orders_on_two_minibatches(rollouts, trained_policy, char_tokenizer):
@@ -99,14 +112,14 @@ def test_update_orders_on_two_minibatches(rollouts, trained_policy, char_tokeniz
         hand.optimizer.step()
     expected_before = hand.token_rewards(ro)
 
-    after, stats = fresh().update(ro, outcomes, order="after")
-    before, _ = fresh().update(ro, outcomes, order="before")
+    after, stats = fresh().update(ro, outcomes, 2, order="after")
+    before, _ = fresh().update(ro, outcomes, 2, order="before")
     assert torch.allclose(after, expected_after, atol=1e-6)
     assert torch.allclose(before, expected_before, atol=1e-6)
     assert not torch.allclose(after[2:], before[2:], atol=1e-4)  # the orders really differ
     assert 0.0 <= stats["implicit_prm/accuracy"] <= 1.0 and stats["implicit_prm/loss"] > 0
     with pytest.raises(ValueError, match="update order"):
-        fresh().update(ro, outcomes, order="during")
+        fresh().update(ro, outcomes, 2, order="during")
 
 
 def test_update_reports_the_ranking_of_fresh_rollouts(rollouts, trained_policy, char_tokenizer):
@@ -123,7 +136,7 @@ def test_update_reports_the_ranking_of_fresh_rollouts(rollouts, trained_policy, 
     outcomes[1::2] = 1 - outcomes[0::2]
     want = np.mean([auroc(totals[g:g + 2].numpy(), outcomes[g:g + 2].numpy()) for g in (0, 2)])
     trained = ImplicitPRM(start, trained_policy, char_tokenizer, beta=0.5, lr=1e-2, batch_size=4)
-    _, stats = trained.update(rollouts, outcomes)
+    _, stats = trained.update(rollouts, outcomes, 2)
     assert want == 0.0 and stats["implicit_prm/within_group_auroc"] == pytest.approx(want)
     later = trained.token_rewards(rollouts).sum(1).double()
     assert np.mean([auroc(later[g:g + 2].numpy(), outcomes[g:g + 2].numpy()) for g in (0, 2)]) > 0.0
@@ -156,7 +169,7 @@ def test_update_raises_the_reward_of_correct_responses(rollouts, trained_policy,
         one = rollouts.rows([0])
         prm = ImplicitPRM(trained_policy, trained_policy, char_tokenizer, beta=0.5, lr=1e-5, batch_size=1)
         before = float(prm.token_rewards(one).sum())
-        prm.update(one, torch.tensor([label]))
+        prm.update(one, torch.tensor([label]), 1)
         after = float(prm.token_rewards(one).sum())
         assert (after > before) if label == 1.0 else (after < before)
 

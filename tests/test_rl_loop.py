@@ -14,8 +14,9 @@ from prmlab.rl.loop import RLConfig, evaluate_policy, ppo_update, train
 from prmlab.rl.pure import credited_step_rewards, pure_rewards
 from prmlab.rl.ppo import ppo_clip_loss
 from prmlab.batching import length_chunks
-from prmlab.rl.rollouts import batched_logprobs, collect, pack, response_logprobs
+from prmlab.rl.rollouts import Rollouts, collect
 from prmlab.sampling import Sampler, SamplingConfig
+from prmlab.tokens import TokenBatch, batched_logprobs, response_logprobs
 
 from conftest import run_in_one_and_two_processes
 
@@ -34,21 +35,55 @@ def test_rollouts_are_packed_graded_and_aligned(rollouts, trained_policy, char_t
     ro = rollouts
     assert ro.batch_size == 24 and ro.response_mask.shape == ro.old_logprobs.shape
     with torch.no_grad():
-        fresh = response_logprobs(trained_policy, ro)
+        fresh = response_logprobs(trained_policy, ro.tokens)
     assert torch.allclose(fresh, ro.old_logprobs, atol=1e-5)  # the sampler's log-probs are the policy's
+    tb = ro.tokens
     for r in range(ro.batch_size):
         n = int(ro.response_mask[r].sum())
-        p = int(ro.prompt_lens[r])
-        assert ro.input_ids[r, p : p + n].tolist() == ro.samples.token_ids[r] == ro.response_ids[r, :n].tolist()
-        assert char_tokenizer.decode(ro.input_ids[r, :p], skip_special_tokens=True) == ro.prompts[r]
+        p = int(tb.prompt_lens[r])
+        assert tb.input_ids[r, p : p + n].tolist() == ro.samples.token_ids[r] == tb.response_ids[r, :n].tolist()
+        assert char_tokenizer.decode(tb.input_ids[r, :p], skip_special_tokens=True) == ro.prompts[r]
         problem = ro.problems[r // 4]
         assert bool(ro.correct[r]) == easy_task.grade(problem, ro.samples.texts[r])
         assert list(ro.verdicts[r].kinds) == list(easy_task.judge(problem, ro.samples.texts[r]).kinds)
         assert all(b <= n for _, b in ro.step_spans[r])
     assert ro.correct.any() and not ro.correct.all()  # the trained policy solves some, not all
-    sub = ro.rows([5, 2])
-    assert sub.samples is ro.samples and sub.response_mask.shape[1] == int(ro.response_mask[[5, 2]].sum(1).max())
-    assert torch.equal(sub.old_logprobs, ro.old_logprobs[[5, 2], : sub.response_mask.shape[1]])
+
+
+def same_rows(sub: Rollouts, ro: Rollouts, rows: list[int], task):
+    """Every field of ``sub`` describes rows ``rows`` of ``ro`` and only them: what the old code rebuilt
+    from the samples (re-judged, re-packed) is what slicing gives, bit for bit."""
+    assert sub.batch_size == len(rows) and sub.prompts == [ro.prompts[r] for r in rows]
+    assert sub.step_spans == [ro.step_spans[r] for r in rows]
+    assert sub.samples.texts == [ro.samples.texts[r] for r in rows] and len(sub.samples.prompt_ids) == len(rows)
+    assert [sub.problems[i // sub.k] for i in range(len(rows))] == [ro.problems[r // ro.k] for r in rows]
+    assert sub.correct.tolist() == [bool(ro.correct[r]) for r in rows]
+    judged = [task.judge(sub.problems[i // sub.k], sub.samples.steps[i]) for i in range(len(rows))]
+    assert [list(v.kinds) for v in sub.verdicts] == [list(v.kinds) for v in judged]
+    repacked = TokenBatch.pack(sub.samples.prompt_ids, sub.samples.token_ids, ro.tokens.pad_id)
+    for name in ("input_ids", "attention_mask", "prompt_lens", "response_ids", "response_mask"):
+        assert torch.equal(getattr(sub.tokens, name), getattr(repacked, name)), name
+    t = sub.response_mask.shape[1]
+    assert torch.equal(sub.old_logprobs, torch.stack([ro.old_logprobs[r, :t] for r in rows]))
+
+
+def test_a_sub_batch_describes_only_its_rows(rollouts, easy_task):
+    ro = rollouts
+    sub = ro.rows([5, 2, 5])  # any rows, repeats allowed: one response per problem
+    assert sub.k == 1 and sub.samples.n == 1
+    same_rows(sub, ro, [5, 2, 5], easy_task)
+    kept = ro.groups(torch.tensor([False, True, False, True, True, False]))  # whole groups keep k
+    assert kept.k == 4 and kept.problems == [ro.problems[i] for i in (1, 3, 4)]
+    same_rows(kept, ro, [r for i in (1, 3, 4) for r in range(4 * i, 4 * i + 4)], easy_task)
+    joined = Rollouts.concat([ro.groups(torch.tensor([False, False, False, True, False, True])), kept])
+    assert joined.k == 4 and joined.problems == [ro.problems[i] for i in (3, 5, 1, 3, 4)]
+    same_rows(joined, ro, [r for i in (3, 5, 1, 3, 4) for r in range(4 * i, 4 * i + 4)], easy_task)
+    ro.ref_logprobs = ro.old_logprobs + 1  # a per-token field slices with the rest (a copy: the fixture stays)
+    try:
+        part = ro.rows([5, 2])
+        assert torch.equal(part.ref_logprobs, part.old_logprobs + 1)
+    finally:
+        ro.ref_logprobs = None
 
 
 def test_rollouts_streams_and_temperature(trained_policy, char_tokenizer, easy_task):
@@ -60,13 +95,7 @@ def test_rollouts_streams_and_temperature(trained_policy, char_tokenizer, easy_t
     hot = Sampler(trained_policy, char_tokenizer, SamplingConfig(temperature=1.5, max_new_tokens=30, seed=0))
     h = collect(hot, easy_task, easy_task.train[:3], k=2)
     with torch.no_grad():  # at another temperature the old log-probs are the policy's, recomputed
-        assert torch.allclose(h.old_logprobs, response_logprobs(trained_policy, h), atol=1e-6)
-
-
-def test_pack_right_pads():
-    ids, attn, plens, resp, mask = pack([[1, 2], [3]], [[4, 5, 6], []], pad_id=0)
-    assert ids.tolist() == [[1, 2, 4, 5, 6], [3, 0, 0, 0, 0]] and attn.tolist() == [[1] * 5, [1, 0, 0, 0, 0]]
-    assert plens.tolist() == [2, 1] and resp.tolist() == [[4, 5, 6], [0, 0, 0]] and mask.tolist() == [[1, 1, 1], [0, 0, 0]]
+        assert torch.allclose(h.old_logprobs, response_logprobs(trained_policy, h.tokens), atol=1e-6)
 
 
 def test_pure_rewards_place_credit_on_step_ends(rollouts):
@@ -106,7 +135,7 @@ def test_verifiable_only_arm_is_rloo_on_outcome(rollouts):
 
 def test_kl_term_is_zero_against_itself_and_penalises_drift(rollouts, trained_policy):
     ro = copy.copy(rollouts)
-    ro.ref_logprobs = batched_logprobs(trained_policy, ro)
+    ro.ref_logprobs = batched_logprobs(trained_policy, ro.tokens)
     assert torch.allclose(ro.ref_logprobs, ro.old_logprobs, atol=1e-5)
     probs = oracle_probs(ro)
     base = pure_rewards(ro, probs, credit="sum")
@@ -146,7 +175,7 @@ def test_ppo_update_at_ratio_one_is_the_policy_gradient(rollouts, trained_policy
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1.0)
     ref = copy.deepcopy(trained_policy)
-    logp = response_logprobs(ref, ro)
+    logp = response_logprobs(ref, ro.tokens)
     mask = ro.response_mask
     (-(adv * logp * mask).sum() / mask.sum()).backward()
     expected = [p.detach() - p.grad for p in ref.parameters() if p.requires_grad]
@@ -162,10 +191,10 @@ def test_length_sorted_micro_batches_land_in_their_rows(rollouts, trained_policy
     got = length_chunks(lengths.tolist(), max_tokens=60, longest_first=True)
     assert got == [[5], [1, 3], [2, 4, 0, 6]]  # 1 x 50, 2 x 30, 4 x 12 padded tokens
     ro = rollouts  # log-probs gathered from many trimmed micro-batches land in their rows
-    assert len(length_chunks(ro.lengths.tolist(), max_tokens=60, longest_first=True)) > 5
+    assert len(length_chunks(ro.tokens.lengths.tolist(), max_tokens=60, longest_first=True)) > 5
     with torch.no_grad():
-        whole = response_logprobs(trained_policy, ro)
-    assert torch.allclose(batched_logprobs(trained_policy, ro, max_tokens=60), whole, atol=1e-5)
+        whole = response_logprobs(trained_policy, ro.tokens)
+    assert torch.allclose(batched_logprobs(trained_policy, ro.tokens, max_tokens=60), whole, atol=1e-5)
 
 
 def test_micro_batched_update_equals_one_pass_over_the_minibatch(rollouts, trained_policy):
@@ -178,7 +207,7 @@ def test_micro_batched_update_equals_one_pass_over_the_minibatch(rollouts, train
     ro.old_logprobs = (ro.old_logprobs + 0.3 * noise) * ro.response_mask
     adv = pure_rewards(ro, oracle_probs(ro), credit="min").advantages
     ref = copy.deepcopy(trained_policy)
-    logp, entropy = response_logprobs(ref, ro, with_entropy=True)
+    logp, entropy = response_logprobs(ref, ro.tokens, with_entropy=True)
     loss, stats = ppo_clip_loss(logp, ro.old_logprobs, adv, ro.response_mask, 0.2)
     loss.backward()
     norm = float(torch.cat([p.grad.flatten() for p in ref.parameters()]).norm())

@@ -27,15 +27,15 @@ from prmlab.rl.credit import (
     step_rewards_from_prob,
     sum_form,
 )
-from prmlab.rl.ppo import entropy_from_logits, kl_estimate, kl_reward, ppo_clip_loss, token_logprobs
+from prmlab.rl.ppo import kl_estimate, kl_reward, ppo_clip_loss
 from prmlab.rl.prime import (
     filter_groups,
-    implicit_prm_loss,
     outcome_rloo,
     prime_returns,
     process_rloo,
     scale_by_max_return,
 )
+from prmlab.tokens import entropy_from_logits, token_logprobs
 
 
 
@@ -442,17 +442,3 @@ def test_filter_groups_boundaries_at_k4():
     assert filter_groups(correct, 4, truncated=truncated).tolist() == [False, True, True, True, False]
     with pytest.raises(ValueError, match="truncated"):
         filter_groups(correct, 4, drop_truncated=True)
-
-
-def test_implicit_prm_loss_value_and_gradient_direction():
-    q_sum = torch.tensor([0.4, -1.2, 2.0], requires_grad=True)
-    outcome = torch.tensor([1.0, 0.0, 0.0])
-    beta = 0.5
-    loss = implicit_prm_loss(q_sum, outcome, beta)
-    p = torch.sigmoid(beta * q_sum.detach())
-    ref = -(outcome * p.log() + (1 - outcome) * (1 - p).log()).mean()
-    assert loss.item() == pytest.approx(ref.item())
-    (grad,) = torch.autograd.grad(loss, q_sum)
-    # gradient descent raises sum q for the correct response and lowers it for the wrong ones
-    assert grad[0] < 0 and grad[1] > 0 and grad[2] > 0
-    torch.testing.assert_close(grad, beta * (p - outcome) / 3)

@@ -16,7 +16,7 @@ from prmlab.prm.likelihood import likelihood_scorer
 from prmlab.prm.model import CachedPRMScorer, PRMConfig, ProcessRewardModel
 from prmlab.prm.oracle import OracleScorer
 from prmlab.prm.scorer import (IncrementalScorer, PrefixScorer, RescoringScorer, StepScorer, TextScorer, TextState,
-                               as_incremental)
+                               as_incremental, score_samples)
 from prmlab.tasks.arith import ArithTask
 
 SIZE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -113,6 +113,33 @@ class NoTokenCount:
 
 def test_a_scorer_without_a_token_count_is_not_a_step_scorer():
     assert not isinstance(NoTokenCount(), StepScorer)
+
+
+class Recording(NoTokenCount):
+    def __init__(self):
+        self.calls = []
+
+    def score(self, prompts, steps):
+        self.calls.append((list(prompts), [list(s) for s in steps]))
+        return [np.arange(len(s), dtype=float) + 100 * i for i, s in enumerate(steps)]  # says which row it was
+
+
+def test_score_samples_scores_every_solution_of_every_prompt_in_one_call(scorers, task):
+    """n solutions per prompt (here 2, 0 and 3) come back as [prompt][solution], each with the reward its
+    own scoring gives it; the scorer is called once, on every solution in order."""
+    prompts, steps = solutions(task)
+    groups = [[steps[0], steps[1]], [], [steps[2], steps[0][:1], steps[1]]]
+    rec = Recording()
+    got = score_samples(rec, prompts, groups)
+    flat = [(p, s) for p, g in zip(prompts, groups) for s in g]
+    assert rec.calls == [([p for p, _ in flat], [s for _, s in flat])]
+    assert [len(g) for g in got] == [2, 0, 3]
+    assert [x.tolist() for g in got for x in g] == [list(np.arange(len(s)) + 100.0 * i) for i, (_, s) in enumerate(flat)]
+    for name in ("prm", "oracle"):
+        scored = score_samples(scorers[name], prompts, groups)
+        for p, g, row in zip(prompts, groups, scored):
+            for s, rewards in zip(g, row):
+                np.testing.assert_allclose(rewards, scorers[name].score([p], [s])[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", INCREMENTAL)

@@ -194,8 +194,10 @@ def _prm_artifacts() -> tuple[str, ...]:
 
 
 def _step_scorers() -> tuple[str, ...]:
-    """What notebook 04's ``scorers`` may name (`prmlab.decoding.study.load_step_scorers`)."""
-    from .decoding.study import IMPLICIT, LIKELIHOOD, ORACLE
+    """What notebook 04's ``scorers`` may name (`prmlab.scorer_artifacts.load_step_scorers`)."""
+    from .prm.implicit import IMPLICIT
+    from .prm.likelihood import LIKELIHOOD
+    from .prm.oracle import ORACLE
 
     return (ORACLE, LIKELIHOOD, IMPLICIT, *_prm_artifacts())
 

@@ -126,7 +126,9 @@ def upstream(p: Plan) -> list[tuple[str, str | None]]:
     names = {s.strip() for s in scorers.split(",") if s.strip()}
     needed = [("00_policy_sft", p.value("policy_run_id") or None)] if "policy_run_id" in p.declared else []
     if names:
-        from .decoding.study import IMPLICIT, LIKELIHOOD, ORACLE
+        from .prm.implicit import IMPLICIT
+        from .prm.likelihood import LIKELIHOOD
+        from .prm.oracle import ORACLE
 
         if names - {ORACLE, LIKELIHOOD, IMPLICIT}:
             needed.append(("01_prm_training", p.value("prm_run_id") or None))

@@ -444,6 +444,11 @@ class Samples:
         return self.steps[i * self.n : (i + 1) * self.n]
 
     @property
+    def steps_by_prompt(self) -> list[list[list[str]]]:
+        """``[prompt][sample]`` the steps of every sample (what `prmlab.prm.scorer.score_samples` reads)."""
+        return [self.steps_of(i) for i in range(len(self.prompts))]
+
+    @property
     def finished(self) -> list[bool]:
         """Per row, ended by EOS (not by the token budget)."""
         return [not t for t in self.truncated]
@@ -455,10 +460,16 @@ class Samples:
     def groups(self, prompts) -> "Samples":
         """The samples of the prompts at indices ``prompts``, in that order (all ``n`` of each)."""
         rows = [i * self.n + j for i in prompts for j in range(self.n)]
+        return self._pick(rows, [self.prompts[i] for i in prompts], self.n)
+
+    def rows(self, rows) -> "Samples":
+        """The rows ``rows`` (any, in that order), one sample per prompt (``n = 1``, prompts repeated)."""
+        return self._pick(list(rows), [self.prompts[r // self.n] for r in rows], 1)
+
+    def _pick(self, rows: list[int], prompts: list[str], n: int) -> "Samples":
         pick = lambda xs: [xs[r] for r in rows]  # noqa: E731
-        return Samples([self.prompts[i] for i in prompts], self.n, pick(self.prompt_ids), pick(self.texts),
-                       pick(self.token_ids), pick(self.logprobs), pick(self.step_spans), pick(self.steps),
-                       pick(self.truncated))
+        return Samples(prompts, n, pick(self.prompt_ids), pick(self.texts), pick(self.token_ids), pick(self.logprobs),
+                       pick(self.step_spans), pick(self.steps), pick(self.truncated))
 
     @staticmethod
     def concat(parts: list["Samples"]) -> "Samples":

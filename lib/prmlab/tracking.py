@@ -338,11 +338,9 @@ class NoRunError(LookupError):
     """No finished run of the notebook that produces what was asked for."""
 
 
-def latest_run(notebook: str, profile: str | None = None, run_id: str | None = None):
-    """The latest FINISHED run of ``notebook`` (with ``profile`` if given), or the run ``run_id``."""
+def latest_run(notebook: str, profile: str | None = None):
+    """The latest FINISHED run of ``notebook`` (with ``profile`` if given; a run by id: `artifacts.find_run`)."""
     c = client()
-    if run_id:
-        return c.get_run(run_id)
     exp = c.get_experiment_by_name(notebook)
     filt = f"attributes.status = 'FINISHED' and {TOP_LEVEL}"
     if profile:

@@ -29,6 +29,7 @@ from prmlab.decoding.results import Budget, DecodeResult, problem_result
 from prmlab.decoding.rows import RowBatch
 from prmlab.metrics import AGGREGATIONS as STEP_AGGREGATIONS
 from prmlab.metrics import aggregate_step_scores
+from prmlab.prm.scorer import score_samples
 from prmlab.sampling import sample
 
 
@@ -68,13 +69,12 @@ def score_pool(pool: Pool, scorer) -> Pool:
     if pool.rewards is not None:
         raise ValueError("this pool is already scored; score the pool sample_pool(sampler, None, ...) returned")
     t0 = time.perf_counter()
-    rewards = scorer.score([p for p in pool.prompts for _ in range(pool.n)], [st for row in pool.steps for st in row])
+    rewards = score_samples(scorer, pool.prompts, pool.steps)
     wall = time.perf_counter() - t0  # the token count below re-encodes: bookkeeping, not the method's cost
     prm_tokens = [np.array([scorer.count_tokens(p, st) for st in row]) for p, row in zip(pool.prompts, pool.steps)]
     b = pool.budget
     budget = Budget(b.solutions, b.tokens, int(sum(x.sum() for x in prm_tokens)), b.wall_time + wall)
-    per = [list(rewards[i * pool.n : (i + 1) * pool.n]) for i in range(len(pool.prompts))]
-    return replace(pool, rewards=per, prm_tokens=prm_tokens, budget=budget)
+    return replace(pool, rewards=rewards, prm_tokens=prm_tokens, budget=budget)
 
 
 def _rerank(pool: Pool, method: str, weights: list[np.ndarray], how: str, answer_fn, params: dict) -> DecodeResult:

@@ -14,64 +14,14 @@ from dataclasses import replace
 import numpy as np
 
 from ..choices import check_choice
-from ..prm.likelihood import LIKELIHOOD
 from .compare import METHODS, budget_to_reach, compare_baselines, compare_methods, summarize, value_at
 from .particle_filter import smc_decode
 from .resampling import RESAMPLING_SCHEMES
 from .smc import SMCConfig
 
-ORACLE = "oracle"  # the scorer name of the exact step oracle (a perfect PRM)
-IMPLICIT = "implicit"  # the scorer name of PRIME's implicit PRM (notebook 03)
-POLICY = "policy"  # the source of the likelihood scorer: the policy itself (its run: tag prmlab.policy_run)
 BUDGET_MEASURES = ("tokens", "prm_tokens", "wall_time")
 BASELINES = ("best_of_n", "beam_search")  # what SMC's scaling advantage is measured against
 SEARCH_METHODS = ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority")  # the methods that use a scorer
-
-
-def load_step_scorers(spec: str, task, problems: list, tokenizer, profile: str | None = None,
-                      prm_run_id: str | None = None, *, policy=None) -> tuple[dict, dict]:
-    """The step scorers named in ``spec`` (comma-separated): ``oracle`` (the exact step oracle of the
-    task; it needs one), ``likelihood`` (the policy's own running-minimum token log-prob, untrained:
-    `prmlab.prm.likelihood`; it needs ``policy``), ``implicit`` (PRIME's implicit PRM from the latest
-    finished run of notebook 03 of ``profile``) or PRM artifacts of notebook 01 (``prm``, ``prm_oracle``,
-    ...), loaded from its latest finished run of ``profile`` or from the run ``prm_run_id``.
-
-    Returns ``(scorers, sources)``: name -> scorer, and name -> the run id it came from ('oracle';
-    'policy' for the likelihood)."""
-    from .. import artifacts
-    from ..prm.likelihood import likelihood_scorer
-    from ..prm.model import CachedPRMScorer
-    from ..prm.oracle import OracleScorer
-
-    scorers, sources = {}, {}
-    for name in [x.strip() for x in spec.split(",") if x.strip()]:
-        if name == ORACLE:
-            if not task.has_oracle:
-                raise ValueError(f"the 'oracle' scorer needs a task with a step oracle; {task.name} has none")
-            scorers[name], sources[name] = OracleScorer(task, problems, eps=1e-3, tokenizer=tokenizer), ORACLE
-        elif name == LIKELIHOOD:  # the policy's own likelihood: the baseline every PRM must beat
-            if policy is None:
-                raise ValueError("the 'likelihood' scorer reads the policy's own token log-probs: pass policy= "
-                                 "(the policy being searched or trained) to load_step_scorers")
-            separator = getattr(task, "step_delimiter", "\n")
-            scorers[name], sources[name] = likelihood_scorer(policy, tokenizer, separator), POLICY
-        elif name == IMPLICIT:  # PRIME's implicit PRM, trained online by notebook 03
-            implicit, _, implicit_run = artifacts.load_model("03_prime_implicit", "implicit_prm", kind="implicit_prm",
-                                                             profile=profile)
-            scorers[name], sources[name] = implicit, implicit_run.info.run_id
-        else:
-            prm, _, prm_run = artifacts.load_model("01_prm_training", name, kind="prm", profile=profile, run_id=prm_run_id)
-            scorers[name], sources[name] = CachedPRMScorer(prm), prm_run.info.run_id
-    if not scorers:
-        raise ValueError(f"scorers is empty; name at least one of {ORACLE}, {LIKELIHOOD}, {IMPLICIT} or a PRM "
-                         "artifact of notebook 01 (prm, prm_oracle, ...)")
-    return scorers, sources
-
-
-def scorer_tags(policy_run_id: str, sources: dict) -> dict:
-    """Run tags saying where the policy and every scorer came from (``prmlab.prm_run``: the first PRM's run)."""
-    return {"prmlab.policy_run": policy_run_id, **{f"prmlab.scorer.{k}": v for k, v in sources.items()},
-            "prmlab.prm_run": next((v for v in sources.values() if v not in (ORACLE, POLICY)), ORACLE)}
 
 
 def no_scorer(method: str) -> bool:

@@ -7,7 +7,7 @@ policy and ``pi_ref`` the frozen SFT policy, every token gets the reward
     r_t = beta * (log pi_phi(y_t | y_<t) - log pi_ref(y_t | y_<t)),   beta = 0.05,
 
 and ``pi_phi`` learns online from outcome labels only: the loss is ``BCE(sigmoid(sum_t r_t), outcome)``
-(PRIME's ``compute_ce_dpo_loss_rm``). It is a step scorer like any other (`prmlab.prm.scorer`): the
+(`implicit_prm_loss`, PRIME's ``compute_ce_dpo_loss_rm``). It is a step scorer like any other (`prmlab.prm.scorer`): the
 reward of a step is the sum of ``r_t`` over the step's tokens, squashed to ``sigmoid(step reward)`` so
 that it reads like a PRM's probability. With the SMC potential ``logit`` (notebook 04) the squashing
 cancels: a particle's potential is exactly the step's summed implicit reward. Notebook 01's evaluation
@@ -23,15 +23,23 @@ import copy
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..batching import pad_id
 from ..choices import check_choice
 from ..metrics import within_problem_auroc
-from ..rl.prime import implicit_prm_loss
-from ..rl.rollouts import Rollouts, batched_logprobs, pack, response_logprobs
+from ..tokens import TokenBatch, batched_logprobs, response_logprobs
 from .scorer import TextScorer
 
+IMPLICIT = "implicit"  # the scorer name of the implicit PRM in notebook 04 (loaded from notebook 03's run)
 UPDATE_ORDERS = ("after", "before")
+
+
+def implicit_prm_loss(q_sum: torch.Tensor, outcome: torch.Tensor, beta: float) -> torch.Tensor:
+    """The implicit PRM's cross-entropy loss ``BCE(sigmoid(beta * sum_t q_t), outcome)``, mean over
+    responses, where ``q_t = log pi_phi(y_t) - log pi_ref(y_t)`` and ``q_sum`` its masked sum per
+    response (PRIME's ``compute_ce_dpo_loss_rm``; computed from logits for numerical stability)."""
+    return F.binary_cross_entropy_with_logits(beta * q_sum, outcome.to(q_sum.dtype))
 
 
 class ImplicitPRM(TextScorer):
@@ -55,30 +63,33 @@ class ImplicitPRM(TextScorer):
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=lr,
                                            betas=(0.9, 0.999), weight_decay=0.0)
 
-    # ---- token rewards on rollouts (RL) ----------------------------------------------------------
+    # ---- token rewards on a batch of responses (RL) -------------------------------------------------
 
-    def log_ratio(self, ro: Rollouts, grad: bool = False, ref: torch.Tensor | None = None) -> torch.Tensor:
-        """``log pi_phi - log pi_ref`` of every response token of ``ro`` (``[B, T]``, 0 on padding), in one
-        pass of ``pi_phi``; ``ref``: ``pi_ref``'s log-probs of those tokens if already known (it never changes)."""
+    def log_ratio(self, batch: TokenBatch, grad: bool = False, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """``log pi_phi - log pi_ref`` of every response token of ``batch`` (``[B, T]``, 0 on padding), in
+        one pass of ``pi_phi``; ``ref``: ``pi_ref``'s log-probs of those tokens if already known (it never
+        changes)."""
         if ref is None:
-            ref = batched_logprobs(self.ref, ro)
+            ref = batched_logprobs(self.ref, batch)
         with torch.set_grad_enabled(grad):
-            logp = response_logprobs(self.model, ro)
+            logp = response_logprobs(self.model, batch)
             return logp - ref.to(logp.device)
 
-    def token_rewards(self, ro: Rollouts, ref: torch.Tensor | None = None) -> torch.Tensor:
-        """``r_t = beta * log-ratio`` of every response token of ``ro`` (no gradient; length-bucketed passes,
-        `prmlab.rl.rollouts.batched_logprobs`); ``ref`` as in `log_ratio`."""
+    def token_rewards(self, batch: TokenBatch, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """``r_t = beta * log-ratio`` of every response token of ``batch`` (no gradient; length-bucketed
+        passes, `prmlab.tokens.batched_logprobs`); ``ref`` as in `log_ratio`."""
         if ref is None:
-            ref = batched_logprobs(self.ref, ro)
-        return self.beta * (batched_logprobs(self.model, ro) - ref)
+            ref = batched_logprobs(self.ref, batch)
+        return self.beta * (batched_logprobs(self.model, batch) - ref)
 
-    def update(self, ro: Rollouts, outcomes: torch.Tensor, order: str = "before") -> tuple[torch.Tensor, dict]:
-        """One pass of the online update over ``ro`` in minibatches of ``batch_size`` rows, and the token
-        rewards of ``ro`` that RL uses, in PRIME's two orders:
+    def update(self, batch: TokenBatch, outcomes: torch.Tensor, group_size: int,
+               order: str = "before") -> tuple[torch.Tensor, dict]:
+        """One pass of the online update over ``batch`` (RL's rollouts: rows ``i * group_size + j`` answer
+        prompt i) in minibatches of ``batch_size`` rows, and the token rewards of ``batch`` that RL uses, in
+        PRIME's two orders:
 
         - ``"before"`` (verl's PRIME recipe's default): update on every minibatch first, then score all of
-          ``ro`` with the updated model;
+          ``batch`` with the updated model;
         - ``"after"``: each minibatch's rewards come from the same forward pass that computes its loss,
           i.e. from ``pi_phi`` before that minibatch's update (later minibatches see earlier updates).
 
@@ -89,13 +100,13 @@ class ImplicitPRM(TextScorer):
         rows of a group are consecutive, ``group_size`` of them).
         """
         check_choice(order, UPDATE_ORDERS, "update order")
-        rewards = torch.zeros_like(ro.response_mask)
-        losses, hits, totals = [], 0, torch.zeros(ro.batch_size, dtype=torch.float64)
-        ref = batched_logprobs(self.ref, ro)  # read once: the "before" re-score needs it again
+        rewards = torch.zeros_like(batch.response_mask)
+        losses, hits, totals = [], 0, torch.zeros(batch.batch_size, dtype=torch.float64)
+        ref = batched_logprobs(self.ref, batch)  # read once: the "before" re-score needs it again
         self.model.train()
-        for a in range(0, ro.batch_size, self.batch_size):
-            rows = torch.arange(a, min(a + self.batch_size, ro.batch_size))
-            sub = ro.rows(rows)
+        for a in range(0, batch.batch_size, self.batch_size):
+            rows = torch.arange(a, min(a + self.batch_size, batch.batch_size))
+            sub = batch.rows(rows)
             q = self.log_ratio(sub, grad=True, ref=ref[rows, : sub.response_mask.shape[1]])
             q_sum = (q * sub.response_mask.to(q.device)).sum(1)
             totals[rows] = q_sum.detach().double().cpu()
@@ -108,17 +119,18 @@ class ImplicitPRM(TextScorer):
             rewards[rows, : sub.response_mask.shape[1]] = self.beta * q.detach().cpu()
         self.model.eval()
         if order == "before":
-            rewards = self.token_rewards(ro, ref)
-        k = ro.k
+            rewards = self.token_rewards(batch, ref)
+        k, n = group_size, batch.batch_size
         ranking = (within_problem_auroc(totals.view(-1, k).numpy(), outcomes.view(-1, k).numpy())
-                   if ro.batch_size % k == 0 else float("nan"))
-        return rewards, {"implicit_prm/loss": sum(losses) / ro.batch_size, "implicit_prm/accuracy": hits / ro.batch_size,
+                   if n % k == 0 else float("nan"))
+        return rewards, {"implicit_prm/loss": sum(losses) / n, "implicit_prm/accuracy": hits / n,
                          "implicit_prm/within_group_auroc": ranking}
 
     # ---- the scorer protocol (text) -------------------------------------------------------------
 
-    def encode(self, prompts: list[str], steps: list[list[str]]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        """Per solution, the prompt's ids and the steps' ids concatenated, with each step's token span
+    def encode(self, prompts: list[str],
+               steps: list[list[str]]) -> list[tuple[list[int], list[int], list[tuple[int, int]]]]:
+        """Per solution, the prompt's ids, the steps' ids concatenated, and each step's token span
         (offsets after the prompt)."""
         prompt_ids = self.tokenizer(list(prompts)).input_ids if prompts else []
         flat = [s + self.separator for row in steps for s in row]
@@ -140,10 +152,7 @@ class ImplicitPRM(TextScorer):
         pad = pad_id(self.tokenizer)
         for a in range(0, len(encoded), self.batch_size):
             chunk = encoded[a : a + self.batch_size]
-            ids, attn, plens, resp, mask = pack([c[0] for c in chunk], [c[1] for c in chunk], pad)
-            ro = Rollouts([], 1, None, torch.zeros(len(chunk), dtype=torch.bool), None, ids, attn, plens, resp, mask,
-                          torch.zeros_like(mask))
-            r = self.token_rewards(ro)
+            r = self.token_rewards(TokenBatch.pack([c[0] for c in chunk], [c[1] for c in chunk], pad))
             for i, (_, _, spans) in enumerate(chunk):
                 out.append(np.array([float(r[i, s:e].sum()) for s, e in spans], dtype=np.float64))
         return out

@@ -15,6 +15,8 @@ import numpy as np
 
 from .scorer import TextScorer, TextState
 
+ORACLE = "oracle"  # the scorer name of the exact step oracle (a perfect PRM) in notebooks 02 and 04
+
 
 class OracleScorer(TextScorer):
     """A `TextScorer` backed by the task's oracle (``task.judge`` and ``task.prompt``).

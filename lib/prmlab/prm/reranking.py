@@ -25,21 +25,14 @@ from ..metrics import (
     step_auroc_by_kind,
     within_problem_auroc,
 )
-
-StepScores = list[list[np.ndarray]]  # [problem][sample] -> rewards of each step
+from .scorer import StepScores, score_samples
 
 
 def score_evaluation(scorer, task, ev) -> StepScores:
     """Rewards of every step of every sample of ``ev`` by ``scorer`` (any `prmlab.prm.scorer.StepScorer`;
-    one forward per solution)."""
-    prompts, steps = [], []
-    for i, p in enumerate(ev.problems):
-        for text in ev.solutions(i):
-            prompts.append(task.prompt(p))
-            steps.append(task.split_steps(text))
-    flat = scorer.score(prompts, steps)
-    n = ev.n
-    return [flat[i * n : (i + 1) * n] for i in range(len(ev.problems))]
+    one forward per solution), its steps as ``task.split_steps`` reads the sample's text."""
+    return score_samples(scorer, [task.prompt(p) for p in ev.problems],
+                         [[task.split_steps(t) for t in ev.solutions(i)] for i in range(len(ev.problems))])
 
 
 def aggregate(scores: StepScores, how: str) -> np.ndarray:

@@ -29,6 +29,7 @@ methods on cached tensors itself, as `prmlab.prm.model.CachedPRMScorer` does wit
 
 Decoding accepts any ``StepScorer``: `as_incremental` passes incremental ones through and wraps the
 others in `RescoringScorer`. `PrefixScorer` reads every prefix as one step (Puri et al.'s query).
+`score_samples` scores n solutions per problem (a pool, an evaluation) in one call.
 """
 
 from __future__ import annotations
@@ -72,6 +73,17 @@ class IncrementalScorer(StepScorer, Protocol):
     def select(self, state, index) -> ScoringState: ...
 
     def select_(self, state, index) -> None: ...
+
+
+StepScores = list[list[np.ndarray]]  # [problem][solution] -> the reward of each step
+
+
+def score_samples(scorer: StepScorer, prompts: list[str], solutions: list[list[list[str]]]) -> StepScores:
+    """The reward of every step of every solution to each prompt (``solutions[i]``: the solutions to
+    ``prompts[i]``, each its list of steps), in one ``scorer.score`` call over all of them."""
+    flat = iter(scorer.score([p for p, sols in zip(prompts, solutions) for _ in sols],
+                             [steps for sols in solutions for steps in sols]))
+    return [[next(flat) for _ in sols] for sols in solutions]
 
 
 def as_incremental(scorer: StepScorer) -> IncrementalScorer:

@@ -5,11 +5,12 @@ The numerical core is pure tensor functions, one concept per module:
 - `advantages` -- group baselines (RLOO, GRPO), masked whitening, returns, PURE's token- and
   step-level RLOO baselines;
 - `credit` -- turning step rewards into token rewards: sum-form, PURE's min-form, verifiable rewards;
-- `ppo` -- PPO-clip loss, KL estimators, entropy and token log-probabilities;
-- `prime` -- PRIME's process/outcome RLOO, returns, group filter and implicit-PRM loss.
+- `ppo` -- PPO-clip loss and KL estimators;
+- `prime` -- PRIME's process/outcome RLOO, returns and group filter.
 
-Built on them: `rollouts` (K sampled responses per prompt, packed and graded), `pure` (PURE's recipe
-from step rewards to advantages), `meter` (the hacking meter) and `loop` (the RL loop).
+Built on them and on `prmlab.tokens` (token batches and their log-probs): `rollouts` (K sampled
+responses per prompt, packed and graded), `pure` (PURE's recipe from step rewards to advantages),
+`meter` (the hacking meter) and `loop` (the RL loop).
 
 Conventions used throughout: token-level tensors are ``[B, T]`` over the *response* tokens (padded to
 T) with ``mask`` ``[B, T]`` (bool or 0/1; 1 = real token). Rows ``i*K .. i*K+K-1`` are the K samples of

@@ -17,6 +17,8 @@ import torch
 
 from ..choices import check_choice
 from ..metrics import Difference, paired_difference, seed_difference
+from ..prm.reranking import scorer_metrics
+from ..prm.scorer import score_samples
 from . import meter
 from .credit import choose_outcome_prompts
 from .loop import RLConfig, train
@@ -400,7 +402,8 @@ def prime_advantage_fn(implicit, settings: PrimeSettings):
 
     def fn(ro, step):
         outcomes = ro.correct.double()
-        process, metrics = (None, {}) if implicit is None else implicit.update(ro, outcomes, settings.update_order)
+        process, metrics = ((None, {}) if implicit is None
+                            else implicit.update(ro.tokens, outcomes, ro.k, settings.update_order))
         adv, _ = prime_returns(None if process is None else process.double(), ro.response_mask, outcomes, ro.k,
                                settings.process_coef, settings.outcome_coef, settings.batch_norm)
         return adv.float(), metrics
@@ -413,14 +416,10 @@ def scorer_quality_fn(scorer, pool, every: int, prefix: str = "implicit_prm"):
     of solutions (`prmlab.evaluation.Evaluation`, judged by the oracle where the task has one):
     within-problem AUROC, per-kind step AUROC and the ProcessBench protocol
     (`prmlab.prm.reranking.scorer_metrics`), as ``<prefix>/...`` metrics."""
-    from ..prm.reranking import scorer_metrics
-
-    prompts = [pool.samples.prompts[i] for i in range(len(pool.problems))]
-
     def fn(model, step):
         if step % every:
             return {}
-        scores = [scorer.score([prompts[i]] * pool.n, pool.samples.steps_of(i)) for i in range(len(pool.problems))]
+        scores = score_samples(scorer, pool.samples.prompts, pool.samples.steps_by_prompt)
         return {f"{prefix}/{k}": v for k, v in scorer_metrics(scores, pool.correct, pool.verdicts).items()}
 
     return fn

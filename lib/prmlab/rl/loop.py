@@ -32,11 +32,12 @@ import torch
 from ..batching import epoch_order, length_chunks
 from ..choices import check_choice
 from ..sampling import Sampler, SamplingConfig, sample
+from ..tokens import batched_logprobs, response_logprobs
 from . import meter
 from .advantages import masked_mean
 from .ppo import KL_KINDS, kl_estimate, ppo_clip_loss
 from .prime import filter_groups
-from .rollouts import Rollouts, batched_logprobs, collect, concat, keep_groups, response_logprobs
+from .rollouts import Rollouts, collect
 
 
 @dataclass
@@ -138,13 +139,13 @@ def accumulate_gradient(model, ro: Rollouts, advantages: torch.Tensor, rows: tor
     With ``scale`` = global tokens / processes, DDP's average is the minibatch's token-mean gradient.
     Returns the token sums of loss, clip, approx_kl, entropy."""
     sums = torch.zeros(4, dtype=torch.float64)
-    batches = length_chunks(ro.lengths[rows].tolist(), max_tokens=cfg.micro_batch_tokens, longest_first=True)
+    batches = length_chunks(ro.tokens.lengths[rows].tolist(), max_tokens=cfg.micro_batch_tokens, longest_first=True)
     for j, index in enumerate(batches):
         sub_rows = rows[index]
         sub = ro.rows(sub_rows)
         # Processes exchange gradients once, at the last backward: the sum over all micro-batches.
         with acc.no_sync(model) if j < len(batches) - 1 else nullcontext():
-            logp, entropy = response_logprobs(model, sub, with_entropy=True)
+            logp, entropy = response_logprobs(model, sub.tokens, with_entropy=True)
             mask = sub.response_mask.to(logp.device)
             adv = advantages[sub_rows, : mask.shape[1]].to(logp.device)
             loss_mean, stats = ppo_clip_loss(logp, sub.old_logprobs.to(logp.device), adv, mask, cfg.clip_eps)
@@ -171,12 +172,12 @@ def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> 
                              torch.tensor(ro.samples.truncated), cfg.filter_truncated)
         keep &= torch.cumsum(keep.long(), 0) <= cfg.prompts_per_step - kept  # no more than the batch needs
         if keep.any():
-            parts.append(keep_groups(ro, keep, task, sampler))
+            parts.append(ro.groups(keep))
             kept += int(keep.sum())
         if kept >= cfg.prompts_per_step:
             break
     stats = {"rollout/sampled": float(sampled), "filter/kept_share": kept * cfg.k / sampled}
-    return (concat(parts, task, sampler) if parts else None), drawn, stats
+    return (Rollouts.concat(parts) if parts else None), drawn, stats
 
 
 def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eval_problems: list | None = None,
@@ -220,7 +221,7 @@ def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eva
                 log(row, step)
             continue
         if cfg.kl_coef > 0:
-            ro.ref_logprobs = batched_logprobs(ref_model, ro, cfg.micro_batch_tokens)
+            ro.ref_logprobs = batched_logprobs(ref_model, ro.tokens, cfg.micro_batch_tokens)
         t1 = time.perf_counter()
         advantages, reward_metrics = advantage_fn(ro, step)
         t2 = time.perf_counter()

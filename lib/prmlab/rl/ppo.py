@@ -1,5 +1,6 @@
-"""PPO-clip policy loss (Schulman et al., "Proximal Policy Optimization Algorithms", 2017), KL
-estimators (Schulman, "Approximating KL Divergence", 2020), entropy and token log-probabilities.
+"""PPO-clip policy loss (Schulman et al., "Proximal Policy Optimization Algorithms", 2017) and KL
+estimators (Schulman, "Approximating KL Divergence", 2020). Token log-probabilities and entropies of a
+model's outputs: `prmlab.tokens`.
 
 Token tensors are ``[B, T]`` over response tokens with a ``mask`` (1 = real token); masked positions
 are never read, so they may hold garbage.
@@ -68,17 +69,3 @@ def kl_reward(
     m = mask.bool()
     kl = kl_estimate(torch.where(m, logp, 0), torch.where(m, ref_logp, 0), kind)
     return torch.where(m, token_rewards - coef * kl, 0)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` over the last dimension: ``logsumexp(z) - sum softmax(z) z``."""
-    return torch.logsumexp(logits, -1) - (torch.softmax(logits, -1) * logits).sum(-1)
-
-
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits[..., t, :])[ids[..., t]]``: the log-probability of each given id, with
-    ``logits[:, t]`` the distribution that predicted ``ids[:, t]`` (shift model outputs first).
-
-    Computed as ``z[id] - logsumexp(z)``, without materialising a full log-softmax copy.
-    """
-    return logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)

@@ -1,6 +1,6 @@
 """PRIME (Cui et al., "Process Reinforcement through Implicit Rewards", arXiv 2502.01456): RLOO on
-implicit process rewards and on outcomes, their returns, the accuracy filter on prompt groups, and the
-implicit PRM's cross-entropy loss.
+implicit process rewards and on outcomes, their returns and the accuracy filter on prompt groups (the
+implicit PRM itself, with its loss: `prmlab.prm.implicit`).
 
 Where the paper's text and the published code (PRIME-RL/PRIME; verl's ``recipe/prime``) differ, these
 functions follow the code, and each docstring says where.
@@ -9,7 +9,6 @@ functions follow the code, and each docstring says where.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .advantages import grouped, masked_mean, masked_whiten, returns_to_go, rloo
 from .credit import place_on_last_response_token
@@ -102,9 +101,3 @@ def filter_groups(
         keep &= ~grouped(truncated.bool(), group_size).any(1)
     return keep
 
-
-def implicit_prm_loss(q_sum: torch.Tensor, outcome: torch.Tensor, beta: float) -> torch.Tensor:
-    """The implicit PRM's cross-entropy loss ``BCE(sigmoid(beta * sum_t q_t), outcome)``, mean over
-    responses, where ``q_t = log pi_phi(y_t) - log pi_ref(y_t)`` and ``q_sum`` its masked sum per
-    response (PRIME's ``compute_ce_dpo_loss_rm``; computed from logits for numerical stability)."""
-    return F.binary_cross_entropy_with_logits(beta * q_sum, outcome.to(q_sum.dtype))

@@ -3,11 +3,9 @@
 Responses come from the one sampling loop (`prmlab.sampling.sample`), so every row already has its token
 ids, the log-probs the sampler drew them with and the token span of every step. ``collect`` adds the
 outcome (the task's grader), the oracle's verdict where the task has one, and packs prompts and responses
-into right-padded tensors: ``input_ids[b] = prompt + response + pad``; response token t of row b sits at
-position ``prompt_lens[b] + t`` and is predicted by the logits at the position before it.
-
-Response tensors are ``[B, T]`` with ``T`` the longest response of the batch and ``response_mask`` 1 on
-real tokens (the EOS token included: ending is an action the policy is trained on).
+into one `prmlab.tokens.TokenBatch`. Every later view of a batch (a minibatch, the groups the accuracy
+filter keeps, several batches joined) slices or joins what was computed once: nothing is judged, packed
+or run through the policy again.
 """
 
 from __future__ import annotations
@@ -16,40 +14,38 @@ from dataclasses import dataclass
 
 import torch
 
-from ..batching import length_chunks, right_pad
 from ..sampling import Sampler, Samples, sample
-from .ppo import entropy_from_logits, token_logprobs
+from ..tokens import TokenBatch, batched_logprobs, widen_cat
 
 
 @dataclass
 class Rollouts:
-    """``k`` responses to each of ``problems``; row ``i * k + j`` is response j to problem i."""
+    """``k`` responses to each of ``problems``; row ``i * k + j`` is response j to problem i. Every field
+    describes the same rows: slicing (`rows`, `groups`) and joining (`concat`) keep them together."""
 
     problems: list
-    k: int
-    samples: Samples
+    samples: Samples  # the sampled responses (``samples.n`` = k per problem)
     correct: torch.Tensor  # [B] bool, the task's grade of each response
     verdicts: list | None  # [B] the oracle's Verdict of each response (None without an oracle)
-    input_ids: torch.Tensor  # [B, L] prompt + response, right-padded
-    attention_mask: torch.Tensor  # [B, L]
-    prompt_lens: torch.Tensor  # [B]
-    response_ids: torch.Tensor  # [B, T]
-    response_mask: torch.Tensor  # [B, T] float, 1 on response tokens
+    tokens: TokenBatch  # prompts and responses, packed
     old_logprobs: torch.Tensor  # [B, T] log-prob of each token under the policy that sampled it
     ref_logprobs: torch.Tensor | None = None  # [B, T] under the reference policy (when a KL term needs it)
 
     @property
+    def k(self) -> int:
+        return self.samples.n
+
+    @property
     def batch_size(self) -> int:
-        return self.response_mask.shape[0]
+        return self.tokens.batch_size
+
+    @property
+    def response_mask(self) -> torch.Tensor:
+        return self.tokens.response_mask
 
     @property
     def step_spans(self) -> list[list[tuple[int, int]]]:
         return self.samples.step_spans
-
-    @property
-    def lengths(self) -> torch.Tensor:
-        """[B] prompt + response tokens of every row (its width without padding)."""
-        return self.attention_mask.sum(1)
 
     @property
     def prompts(self) -> list[str]:
@@ -57,74 +53,53 @@ class Rollouts:
         return [self.samples.prompts[r // self.k] for r in range(self.batch_size)]
 
     def rows(self, index) -> "Rollouts":
-        """The rows ``index`` (a minibatch), tensors sliced, per-row lists kept whole for reference."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        t = int(self.response_mask[index].sum(1).max().item()) if len(index) else 0
-        width = int((self.prompt_lens[index] + self.response_mask[index].sum(1)).max().item()) if len(index) else 0
-        return Rollouts(self.problems, self.k, self.samples, self.correct[index],
-                        None if self.verdicts is None else [self.verdicts[i] for i in index.tolist()],
-                        self.input_ids[index, :width], self.attention_mask[index, :width], self.prompt_lens[index],
-                        self.response_ids[index, :t], self.response_mask[index, :t], self.old_logprobs[index, :t],
-                        None if self.ref_logprobs is None else self.ref_logprobs[index, :t])
+        """The rows ``index`` (a minibatch, any rows in any order), every field sliced. The rows are no
+        longer groups of k: the result has one response per problem (``k = 1``), its problems repeated."""
+        index = [int(i) for i in torch.as_tensor(index, dtype=torch.long).tolist()]
+        return self._select(index, self.samples.rows(index), [self.problems[r // self.k] for r in index])
 
+    def groups(self, keep) -> "Rollouts":
+        """The rollouts of the problems where ``keep`` (bool per problem) is true, all k rows of each."""
+        chosen = [i for i, x in enumerate(torch.as_tensor(keep).tolist()) if x]
+        index = [i * self.k + j for i in chosen for j in range(self.k)]
+        return self._select(index, self.samples.groups(chosen), [self.problems[i] for i in chosen])
 
-def pack(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
-    """Right-padded ``prompt + response`` ids with their attention mask, the prompt lengths, and the
-    responses alone as ``[B, T]`` ids with their (float) mask."""
-    ids, attn = right_pad([list(p) + list(r) for p, r in zip(prompt_ids, response_ids)], pad_id)
-    resp, mask = right_pad(response_ids, pad_id)
-    return ids, attn, torch.tensor([len(p) for p in prompt_ids]), resp, mask.float()
+    def _select(self, index: list[int], samples: Samples, problems: list) -> "Rollouts":
+        tokens = self.tokens.rows(index)
+        t = tokens.response_ids.shape[1]
+        ref = None if self.ref_logprobs is None else self.ref_logprobs[index, :t]
+        return Rollouts(problems, samples, self.correct[index],
+                        None if self.verdicts is None else [self.verdicts[i] for i in index], tokens,
+                        self.old_logprobs[index, :t], ref)
 
-
-def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_lens: torch.Tensor,
-                    t: int) -> torch.Tensor:
-    """``[B, T, V]`` logits that predict each response token (position ``prompt_len + t - 1``)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    pos = (prompt_lens[:, None] - 1 + torch.arange(t)[None, :]).clamp(max=input_ids.shape[1] - 1)
-    return logits.gather(1, pos.to(logits.device)[:, :, None].expand(-1, -1, logits.shape[-1])).float()
-
-
-def response_logprobs(model, ro: Rollouts, with_entropy: bool = False):
-    """Log-prob of every response token of ``ro`` under ``model`` (``[B, T]``, 0 on padding), and the
-    per-token entropy of its next-token distribution when asked."""
-    t = ro.response_ids.shape[1]
-    logits = response_logits(model, ro.input_ids, ro.attention_mask, ro.prompt_lens, t)
-    mask = ro.response_mask.to(logits.device)
-    logp = token_logprobs(logits, ro.response_ids.to(logits.device)) * mask
-    return (logp, entropy_from_logits(logits) * mask) if with_entropy else logp
-
-
-def batched_logprobs(model, ro: Rollouts, max_tokens: int = 2048) -> torch.Tensor:
-    """`response_logprobs` of every row (``[B, T]``, no gradient), in micro-batches of rows of similar
-    length (`prmlab.batching.length_chunks`, longest first), each trimmed to its own longest row."""
-    out = torch.zeros_like(ro.old_logprobs)
-    with torch.no_grad():
-        for index in length_chunks(ro.lengths.tolist(), max_tokens=max_tokens, longest_first=True):
-            sub = ro.rows(index)
-            out[index, : sub.response_ids.shape[1]] = response_logprobs(model, sub).cpu()
-    return out
+    @staticmethod
+    def concat(parts: list["Rollouts"]) -> "Rollouts":
+        """One batch from several with the same ``k``, rows in order."""
+        if len(parts) == 1:
+            return parts[0]
+        refs = [p.ref_logprobs for p in parts]
+        return Rollouts([q for p in parts for q in p.problems], Samples.concat([p.samples for p in parts]),
+                        torch.cat([p.correct for p in parts]),
+                        None if any(p.verdicts is None for p in parts) else [v for p in parts for v in p.verdicts],
+                        TokenBatch.concat([p.tokens for p in parts]), widen_cat([p.old_logprobs for p in parts], 0.0),
+                        None if any(r is None for r in refs) else widen_cat(refs, 0.0))
 
 
 def collect(sampler: Sampler, task, problems: list, k: int, stream_base: int = 0, batch_size: int = 256,
             progress: bool = False) -> Rollouts:
-    """Sample ``k`` responses to each problem and grade them (`from_samples`).
+    """Sample ``k`` responses to each problem, grade them (the oracle's verdict where the task has one)
+    and pack them.
 
     Response j to problem i draws from random stream ``stream_base + i * k + j``: give every batch its
-    own ``stream_base`` so that a problem seen twice is not answered with the same draws.
+    own ``stream_base`` so that a problem seen twice is not answered with the same draws. The sampler's
+    log-probs are the policy's own when it sampled at temperature 1 (see `prmlab.sampling.draw_tokens`);
+    at another temperature they are recomputed with one forward pass.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     prompts = [task.prompt(p) for p in problems]
     s = sample(sampler, prompts, k, batch_size, progress, streams=[stream_base + i * k for i in range(len(prompts))],
                desc="rollouts")
-    return from_samples(s, problems, task, sampler)
-
-
-def from_samples(s: Samples, problems: list, task, sampler: Sampler) -> Rollouts:
-    """Rollouts from samples of ``problems`` (``s.n`` each): graded, judged where the task has an oracle,
-    packed. The sampler's log-probs are the policy's own when it sampled at temperature 1 (see
-    `prmlab.sampling.draw_tokens`); at another temperature they are recomputed with a forward pass."""
-    k = s.n
     verdicts = None
     if getattr(task, "has_oracle", False):
         verdicts = [task.judge(problems[r // k], s.steps[r]) for r in range(len(s.texts))]
@@ -132,24 +107,11 @@ def from_samples(s: Samples, problems: list, task, sampler: Sampler) -> Rollouts
     else:
         correct = torch.tensor([bool(task.grade(problems[r // k], s.texts[r])) for r in range(len(s.texts))],
                                dtype=torch.bool)
-    ids, attn, plens, resp, mask = pack(s.prompt_ids, s.token_ids, sampler.pad_id)
-    old = torch.zeros_like(mask)
-    for r, lp in enumerate(s.logprobs):
-        old[r, : len(lp)] = lp
-    ro = Rollouts(list(problems), k, s, correct, verdicts, ids, attn, plens, resp, mask, old)
+    tokens = TokenBatch.pack(s.prompt_ids, s.token_ids, sampler.pad_id)
     if sampler.config.temperature != 1.0:  # (top-p does not change them: see draw_tokens)
-        ro.old_logprobs = batched_logprobs(sampler.model, ro)
-    return ro
-
-
-def keep_groups(ro: Rollouts, keep, task, sampler: Sampler) -> Rollouts:
-    """The rollouts of the problems where ``keep`` (bool per problem) is true."""
-    idx = [i for i, x in enumerate(torch.as_tensor(keep).tolist()) if x]
-    return from_samples(ro.samples.groups(idx), [ro.problems[i] for i in idx], task, sampler)
-
-
-def concat(parts: list[Rollouts], task, sampler: Sampler) -> Rollouts:
-    """One batch of rollouts from several (same ``k``)."""
-    if len(parts) == 1:
-        return parts[0]
-    return from_samples(Samples.concat([p.samples for p in parts]), [q for p in parts for q in p.problems], task, sampler)
+        old = batched_logprobs(sampler.model, tokens)
+    else:
+        old = torch.zeros_like(tokens.response_mask)
+        for r, lp in enumerate(s.logprobs):
+            old[r, : len(lp)] = lp
+    return Rollouts(list(problems), s, correct, verdicts, tokens, old)
