@@ -6,7 +6,8 @@ import math
 import pytest
 
 from prmlab import headlines
-from prmlab.rl.arms import prime_headline, pure_headline
+from prmlab.rl.prime_arms import prime_headline
+from prmlab.rl.pure_arms import pure_headline
 
 
 def test_policy_targets():

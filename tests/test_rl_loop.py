@@ -320,7 +320,8 @@ def _history(accs: dict[int, float], steps: int, per_step: int = 100) -> list[di
 
 def test_pure_headline_reads_the_four_claims():
     from prmlab import headlines
-    from prmlab.rl.arms import pure_headline, steps_to_reach
+    from prmlab.rl.arms import steps_to_reach
+    from prmlab.rl.pure_arms import pure_headline
 
     results = {"verifiable": _history({0: 0.40, 5: 0.42, 10: 0.45}, 10),
                "prm-sum": _history({0: 0.40, 5: 0.30, 10: 0.20}, 10),
@@ -350,7 +351,8 @@ def test_pure_headline_reads_the_four_claims():
 
 def test_prime_headline_counts_rollouts_to_rloo_final_accuracy():
     from prmlab import headlines
-    from prmlab.rl.arms import eval_vs_rollouts, mean_history, prime_headline
+    from prmlab.rl.arms import mean_history
+    from prmlab.rl.prime_arms import eval_vs_rollouts, prime_headline
 
     rloo = _history({0: 0.30, 1: 0.35, 2: 0.38, 3: 0.40}, 3)  # evaluations before steps 0, 1, 2 and after step 2
     prime = _history({0: 0.30, 1: 0.42, 2: 0.45, 3: 0.46}, 3)

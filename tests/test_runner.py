@@ -92,7 +92,7 @@ def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, caps
 
 def test_bad_choices_fail_before_any_kernel_naming_the_library_choices(mlflow_store, capsys):
     from prmlab.prm.model import READOUTS
-    from prmlab.rl.arms import PURE_ARMS
+    from prmlab.rl.pure_arms import PURE_ARMS
     from prmlab.rl.credit import PROB_CONVENTIONS
 
     for args, says in [(["run", "02", "-p", "arms", "verifiable,foo"], f"unknown arms entry 'foo'; valid choices: {', '.join(PURE_ARMS)}"),

@@ -226,7 +226,7 @@ def _greedy(h: dict, names: dict[str, str]) -> list[str]:
 
 
 def pure(headline: dict) -> list[str]:
-    """02: PURE's four claims read from `prmlab.rl.arms.pure_headline`'s metrics (claims whose arms did
+    """02: PURE's four claims read from `prmlab.rl.pure_arms.pure_headline`'s metrics (claims whose arms did
     not run are left out), each difference judged by `noise_verdict`; then every arm's sampled and greedy
     accuracy (`_greedy`)."""
     h, out = headline, []
@@ -293,7 +293,7 @@ def _times(ratio: float) -> str:
 
 
 def prime(headline: dict) -> list[str]:
-    """03: PRIME's sample efficiency and final gain over outcome-only RLOO (`prmlab.rl.arms.prime_headline`),
+    """03: PRIME's sample efficiency and final gain over outcome-only RLOO (`prmlab.rl.prime_arms.prime_headline`),
     each difference judged by `noise_verdict`; then both arms' sampled and greedy accuracy (`_greedy`)."""
     h = headline
     eff, lo, hi = h["headline/sample_efficiency"], h["headline/sample_efficiency_min"], h["headline/sample_efficiency_max"]

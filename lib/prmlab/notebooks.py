@@ -210,7 +210,7 @@ class Choices:
     required: bool = False
 
 
-_ARMS, _METHODS, _AGGREGATIONS = "prmlab.rl.arms:PURE_ARMS", "prmlab.decoding.compare:METHODS", "prmlab.metrics:AGGREGATIONS"
+_ARMS, _METHODS, _AGGREGATIONS = "prmlab.rl.pure_arms:PURE_ARMS", "prmlab.decoding.compare:METHODS", "prmlab.metrics:AGGREGATIONS"
 
 # The choice parameters of the notebooks, checked by ``check_choices`` before a kernel starts (a name
 # means the same in every notebook declaring it, as in RANGES).

@@ -116,7 +116,7 @@ def upstream(p: Plan) -> list[tuple[str, str | None]]:
     scorers; 03 for the scorer ``implicit``. The step scorers: those 02's arms read, 04's ``scorers``,
     03's ``prm_name`` (unless its ``prm_run_id`` is "none")."""
     if "arms" in p.declared:
-        from .rl.arms import arm_scorer_names, parse_arms
+        from .rl.pure_arms import arm_scorer_names, parse_arms
 
         scorers = arm_scorer_names(parse_arms(p.value("arms")), p.value("prm_name"))
     elif "scorers" in p.declared:
