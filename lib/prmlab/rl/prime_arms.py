@@ -15,7 +15,8 @@ from .arms import ACCURACY, arm_headline, arm_seed_values, improves_policy
 
 @dataclass
 class PrimeSettings:
-    """PRIME's reward recipe (defaults: PRIME's published configuration, verl's ``recipe/prime``)."""
+    """PRIME's reward recipe. The defaults are the paper profile's: PRIME's published configuration
+    (verl's ``recipe/prime``); notebook 03's tiny profile trains the implicit PRM at ``prm_lr`` 1e-3."""
 
     beta: float = 0.05  # implicit reward r_t = beta * (log pi_phi - log pi_ref)
     prm_lr: float = 1e-6  # AdamW rate of the implicit PRM's online update (published: twice the policy's 5e-7)

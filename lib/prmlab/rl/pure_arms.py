@@ -65,7 +65,8 @@ def arm_scorer_names(arms: list[Arm], prm_name: str = "prm") -> str:
 
 @dataclass
 class PureSettings:
-    """How step rewards become advantages in every PRM arm (PURE's defaults)."""
+    """How step rewards become advantages in every PRM arm. The defaults are the paper profile's: PURE's
+    published recipe (notebook 02's tiny profile keeps it too)."""
 
     convention: str = "2p-1"  # step reward from the scorer's p: PURE's p(good) - p(bad), or "p"
     min_temperature: float = 0.1  # min-form softmax temperature
