@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..metrics import Difference, paired_difference, seed_difference
+from ..metrics import Difference, first_reach, paired_difference, seed_difference
 from .loop import RLConfig, train
 
 
@@ -70,8 +70,9 @@ WINDOW = 5  # RL steps averaged at each end of the wrong-step share curve (one e
 
 
 def steps_to_reach(history: list[dict], target: float, key: str = ACCURACY) -> float:
-    """The first RL step whose evaluation reaches ``target`` (inf if none does)."""
-    return next((float(s) for s, v in curve(history, key).items() if v >= target - 1e-12), float("inf"))
+    """The RL step at which the evaluations first reach ``target`` (`prmlab.metrics.first_reach`:
+    interpolated between the two evaluations around it; inf if none reaches it)."""
+    return first_reach(curve(history, key), target)
 
 
 def per_seed(histories) -> list[list[dict]]:

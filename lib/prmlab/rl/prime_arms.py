@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import seed_difference
+from ..metrics import first_reach, seed_difference
 from .arms import ACCURACY, arm_headline, arm_seed_values, improves_policy
 
 
@@ -73,16 +73,12 @@ def eval_vs_rollouts(history: list[dict], key: str = ACCURACY) -> dict[float, fl
     return out
 
 
-def rollouts_to_reach(curve_: dict[float, float], target: float) -> float:
-    """The fewest rollouts after which ``curve_`` reaches ``target`` (inf if it never does)."""
-    return next((float(x) for x, v in sorted(curve_.items()) if v >= target - 1e-12), float("inf"))
-
-
 def prime_headline(results: dict[str, list[list[dict]]]) -> dict[str, float]:
     """PRIME's headline from the histories of every seed of both arms (``{"rloo": [...], "prime": [...]}``),
     every difference judged by `prmlab.headlines.seed_difference` (it holds only beyond two standard errors
     over at least three seeds). Per seed, the rollouts outcome-only RLOO needed to reach its final accuracy
-    and the rollouts PRIME needed to reach the same accuracy (inf if never):
+    and the rollouts PRIME needed to reach the same accuracy (`prmlab.metrics.first_reach`: interpolated
+    between the two evaluations around the crossing; inf if never):
 
     - ``headline/sample_efficiency``: their ratio (the paper: 2.5x; 0 for a seed where PRIME never reaches it,
       counted in ``headline/prime_missed``), mean with ``_min`` and ``_max`` over seeds;
@@ -105,7 +101,7 @@ def prime_headline(results: dict[str, list[list[dict]]]) -> dict[str, float]:
     for rloo_h, prime_h in zip(results["rloo"], results["prime"]):
         rc, pc = eval_vs_rollouts(rloo_h), eval_vs_rollouts(prime_h)
         target = list(rc.values())[-1]
-        r_need, p_need = rollouts_to_reach(rc, target), rollouts_to_reach(pc, target)
+        r_need, p_need = first_reach(rc, target), first_reach(pc, target)  # rollouts
         r_needs.append(r_need)
         p_needs.append(p_need)
         ratios.append(r_need / p_need if p_need > 0 else (1.0 if r_need == 0 else float("inf")))

@@ -154,7 +154,8 @@ def pure_headline(results: dict[str, list[list[dict]]]) -> dict[str, float]:
       other non-oracle arm beyond noise, and prm-min+vr improves the policy (greedy accuracy rises too);
       ``_diff`` / ``_se``: against the runner-up (the other non-oracle arm with the highest final accuracy);
     - ``min_form_faster`` (min-form reaches the verifiable-only arm's final accuracy in fewer RL steps):
-      per seed, the RL step at which the verifiable arm first reaches its own final accuracy
+      per seed, the RL step at which the verifiable arm first reaches its own final accuracy (`steps_to_reach`:
+      interpolated between evaluations)
       (``headline/verifiable_steps_to_final``, mean over seeds) and at which prm-min first reaches it
       (``headline/min_form_steps_to_verifiable``, inf if it never does on some seed, counted in
       ``headline/min_form_missed``); ``_diff``: the first minus the second. Holds if min-form reaches it on
