@@ -26,7 +26,8 @@ def bench_policy(sft_steps: int = 300):
     tok = models.build_char_tokenizer()
     model = models.build_policy(tok, models.PolicyConfig(), seed=0)
     task = ArithTask(n_train=5000, n_eval=10, seed=0)
-    sft.train_sft(model, tok, task, sft.SFTConfig(steps=sft_steps, batch_size=32), progress=False)
+    cfg = sft.SFTConfig(steps=sft_steps, batch_size=32, mistake_rate=0.2, misconception_rate=0.0)  # as before SFTConfig took 00's
+    sft.train_sft(model, tok, task, cfg, progress=False)
     return model.eval(), tok, f"fresh tiny policy + {sft_steps} SFT steps"
 
 

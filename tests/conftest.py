@@ -85,8 +85,8 @@ def trained_policy(char_tokenizer, easy_task):
 
     model = build_policy(char_tokenizer, PolicyConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=4,
                                                       intermediate_size=128), seed=0)
-    train_sft(model, char_tokenizer, easy_task, SFTConfig(steps=800, batch_size=32, lr=5e-3, mistake_rate=0.3),
-              progress=False)
+    cfg = SFTConfig(steps=800, batch_size=32, lr=5e-3, mistake_rate=0.3, misconception_rate=0.0)  # easy_task has none
+    train_sft(model, char_tokenizer, easy_task, cfg, progress=False)
     return model.eval()
 
 

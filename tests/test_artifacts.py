@@ -35,6 +35,21 @@ def test_a_policy_round_trip_keeps_its_outputs_and_config(mlflow_store, tiny_pol
     assert read_extra(artifacts.download(found, "policy")) == {"sft": {"steps": 3}}
 
 
+def test_load_policy_gives_00s_policy_with_the_task_it_was_trained_on(mlflow_store, tiny_policy, char_tokenizer):
+    from prmlab.tasks import get_task
+
+    run = finished_run("00_policy_sft")
+    run.log_params({"dataset": "arith", "seed": 3, "max_ops": 3, "n_train": 40, "misconceptions": "no-carry"})
+    artifacts.log_model(run, "policy", tiny_policy, kind="policy", tokenizer=char_tokenizer)
+    run.finish()
+    policy, tok, found, task = artifacts.load_policy("smoke", n_eval=5, device="cpu")
+    same = get_task("arith", n_train=40, n_eval=5, seed=3, max_ops=3, misconceptions="no-carry")
+    assert found.info.run_id == run.id and (len(task.train), len(task.eval)) == (40, 5)  # 00's n_train
+    assert [p.prompt for p in task.train + task.eval] == [p.prompt for p in same.train + same.eval]
+    assert task.cfg.rules == ("no-carry",)  # the oracle names the misconceptions 00's SFT data followed
+    assert len(artifacts.load_policy("smoke", run.id, n_eval=2, n_train=7).task.train) == 7
+
+
 def test_a_prm_round_trip_keeps_its_scores(mlflow_store, prm):
     run = finished_run("01_prm_training")
     artifacts.log_model(run, "prm", prm, kind="prm", config={"labels": "oracle"})

@@ -188,7 +188,7 @@ def test_the_likelihood_scorer_by_name_needs_the_policy(tiny_policy, char_tokeni
 
 
 def test_the_arms_of_02_can_use_the_likelihood_scorer():
-    from prmlab.rl.arms import arm_scorer_names, parse_arms
+    from prmlab.rl.pure_arms import arm_scorer_names, parse_arms
 
     arms = parse_arms("verifiable, likelihood-min,prm-sum, likelihood-sum")
     assert [a.scorer for a in arms] == ["none", "likelihood", "prm", "likelihood"]

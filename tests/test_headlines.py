@@ -6,7 +6,8 @@ import math
 import pytest
 
 from prmlab import headlines
-from prmlab.rl.arms import prime_headline, pure_headline
+from prmlab.rl.prime_arms import prime_headline
+from prmlab.rl.pure_arms import pure_headline
 
 
 def test_policy_targets():
@@ -174,7 +175,7 @@ def _arm(mids, finals, greedy_finals, wrong_lasts, wrong_first=0.20):
 def _pure_arms():
     """PURE's story, three seeds: sum-form is hacked (wrong steps 0.20 -> ~0.50) and collapses; min-form rises
     and stays; min-form + 10% verifiable is best; min-form reaches the verifiable arm's final accuracy at
-    step 5 where that arm needs step 10."""
+    step 4.2 (5/6 of the way from its 0.40 at step 0 to its 0.46 at step 5) where that arm needs step 10."""
     return {
         "verifiable": _arm((0.42, 0.44, 0.40), (0.45, 0.47, 0.43), (0.82, 0.83, 0.81), (0.15, 0.15, 0.15)),
         "prm-sum": _arm((0.45, 0.47, 0.43), (0.10, 0.14, 0.12), (0.50, 0.55, 0.45), (0.50, 0.52, 0.48)),
@@ -204,10 +205,11 @@ def test_pure_headline_judges_each_claim_on_three_seeds():
     # the best arm, against the runner-up prm-min (the oracle arm, 0.70, is a ceiling, not a competitor)
     assert h["headline/min_vr_best"] == 1.0
     assert h["headline/min_vr_best_diff"] == pytest.approx(0.10) and h["headline/min_vr_best_se"] == pytest.approx(SE_3)
-    # steps: verifiable 10, 10, 10; min-form 5, 5, 5 (sd 0)
+    # steps: verifiable 10, 10, 10; min-form 25/6 on every seed (interpolated; sd 0)
     assert h["headline/min_form_faster"] == 1.0 and h["headline/min_form_missed"] == 0.0
-    assert h["headline/verifiable_steps_to_final"] == 10 and h["headline/min_form_steps_to_verifiable"] == 5
-    assert h["headline/min_form_faster_diff"] == 5.0 and h["headline/min_form_faster_se"] == 0.0
+    assert h["headline/verifiable_steps_to_final"] == 10
+    assert h["headline/min_form_steps_to_verifiable"] == pytest.approx(25 / 6)
+    assert h["headline/min_form_faster_diff"] == pytest.approx(35 / 6) and h["headline/min_form_faster_se"] == pytest.approx(0)
     # greedy beside sampled; an arm improves the policy only if both rise beyond noise
     assert h["headline/prm-min/final_accuracy_greedy"] == pytest.approx(0.85)
     assert h["headline/prm-min/greedy_change"] == pytest.approx(0.05)
@@ -228,8 +230,8 @@ def test_pure_headline_judges_each_claim_on_three_seeds():
         "the best arm' holds (difference to prm-min +0.100, standard error 0.016 over 3 seeds).")
     assert sentences[3] == (
         "The verifiable-only arm ends at 0.450 (+0.050 from the start; greedy 0.820, +0.020 from the start) and first "
-        "reaches that accuracy at RL step 10; min-form reaches it at RL step 5 (means over seeds): 'min-form gets there "
-        "in fewer steps' holds (steps saved +5.0 steps, standard error 0.0 steps over 3 seeds).")
+        "reaches that accuracy at RL step 10; min-form reaches it at RL step 4.2 (interpolated between evaluations; "
+        "means over seeds): 'min-form gets there in fewer steps' holds (steps saved +5.8 steps, standard error 0.0 steps over 3 seeds).")
     assert sentences[4].startswith("Sampled pass@1 and greedy accuracy at the end (change from the start): verifiable "
                                    "0.450 (+0.050) and 0.820 (+0.020); prm-sum 0.120 (-0.280) and 0.500 (-0.300);")
     assert sentences[4].endswith("at least 3 seeds): verifiable, prm-min, prm-min+vr, oracle-min.")
@@ -302,15 +304,17 @@ def test_an_arm_whose_greedy_accuracy_falls_does_not_improve_the_policy():
 
 def test_min_form_faster_within_noise_and_never():
     arms = _pure_arms()
-    # min-form reaches the verifiable arm's final accuracy at steps 5, 10, 10: +1.7 steps, SE 1.7 (not beyond 2 SE)
-    arms["prm-min"] = _arm((0.46, 0.46, 0.42), (0.50, 0.52, 0.48), (0.85, 0.86, 0.84), (0.18, 0.18, 0.18))
+    # min-form reaches the verifiable arm's final accuracy (0.45, 0.47, 0.43) exactly at steps 5, 10, 10: +1.7
+    # steps, SE 1.7 (not beyond 2 SE)
+    arms["prm-min"] = _arm((0.45, 0.46, 0.42), (0.50, 0.47, 0.43), (0.85, 0.86, 0.84), (0.18, 0.18, 0.18))
     h = pure_headline(arms)
     assert h["headline/min_form_steps_to_verifiable"] == pytest.approx(25 / 3)
     assert h["headline/min_form_faster_diff"] == pytest.approx(5 / 3)
     assert h["headline/min_form_faster_se"] == pytest.approx(math.sqrt(25 / 3 / 3))
     assert h["headline/min_form_faster"] == 0.0
     assert headlines.pure(h)[3].endswith(
-        "min-form reaches it at RL step 8.3 (means over seeds): 'min-form gets there in fewer steps' is within noise "
+        "min-form reaches it at RL step 8.3 (interpolated between evaluations; means over seeds): 'min-form gets there "
+        "in fewer steps' is within noise "
         "(steps saved +1.7 steps, standard error 1.7 steps over 3 seeds; a claim needs more than 2 standard errors).")
     arms["prm-min"] = _arm((0.30, 0.30, 0.30), (0.30, 0.30, 0.47), (0.85, 0.86, 0.84), (0.18, 0.18, 0.18))
     h = pure_headline(arms)
@@ -322,9 +326,9 @@ def test_min_form_faster_within_noise_and_never():
 
 def _prime_arms():
     """Three seeds: RLOO +0.08 in 1,000 rollouts, greedy 0.80 -> 0.78; PRIME +0.12, reaches RLOO's final
-    accuracy in 500 rollouts, greedy 0.80 -> 0.85."""
+    accuracy at its evaluation after 500 rollouts, greedy 0.80 -> 0.85."""
     rloo = [_hist([s, s + 0.04, s + 0.08], [0.80, 0.80, g]) for s, g in zip(START, (0.78, 0.79, 0.77))]
-    prime = [_hist([s, s + 0.09, s + 0.12], [0.80, 0.80, g]) for s, g in zip(START, (0.85, 0.86, 0.84))]
+    prime = [_hist([s, s + 0.08, s + 0.12], [0.80, 0.80, g]) for s, g in zip(START, (0.85, 0.86, 0.84))]
     return {"rloo": rloo, "prime": prime}
 
 

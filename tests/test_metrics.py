@@ -17,6 +17,7 @@ from prmlab.metrics import (
     ess,
     exact_majority_accuracy,
     first_error_from_rewards,
+    first_reach,
     majority_accuracy,
     majority_vote,
     pass_at_k,
@@ -346,3 +347,18 @@ def test_seed_differences_independent_and_paired_against_hand_computation():
     assert p.mean == pytest.approx(0.2) and p.se == pytest.approx(0.1 / 3 ** 0.5) and p.holds
     assert not paired_difference([0.5, 0.6], [0.4, 0.4]).holds  # two seeds: never a claim
     assert not paired_difference([0.5, 0.6, 1.0], [0.4, 0.4, 0.4]).holds  # mean 0.3, se 0.153: within noise
+
+
+def test_first_reach_interpolates_between_the_two_measurements_around_the_first_crossing():
+    steps = {0: 0.2, 5: 0.4, 10: 0.6}
+    assert first_reach(steps, 0.5) == 7.5  # halfway from 0.4 to 0.6: halfway from step 5 to 10
+    assert (first_reach(steps, 0.2), first_reach(steps, 0.1), first_reach(steps, 0.6)) == (0, 0, 10)
+    assert first_reach(steps, 0.61) == math.inf and first_reach({}, 0.1) == math.inf
+    # the first crossing counts, not a later one, and never a point before the first measurement
+    assert first_reach({0: 0.5, 5: 0.3, 10: 0.6, 15: 0.4}, 0.55) == pytest.approx(5 + 5 * 0.25 / 0.3)
+    # budgets double: straight in log N, 0.65 halfway from N = 4 to 8 in log N is 4 * sqrt(2)
+    budgets = {1: 0.1, 2: 0.3, 4: 0.5, 8: 0.8}
+    assert first_reach(budgets, 0.65, log_x=True) == pytest.approx(4 * math.sqrt(2))
+    assert first_reach(budgets, 0.65) == pytest.approx(6.0)  # linear in N instead
+    # a target equal to a measured value (an arm's own final accuracy) is reached at that point
+    assert first_reach({0: 0.1, 5: 0.3, 10: 0.1 + 0.2}, 0.1 + 0.2) == 5

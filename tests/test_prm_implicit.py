@@ -147,7 +147,7 @@ def test_defaults_are_the_published_recipe():
     mixed 5:5 after each source's RLOO, batch_norm on, accuracy filter [0.2, 0.8]."""
     import inspect
 
-    from prmlab.rl.arms import PrimeSettings
+    from prmlab.rl.prime_arms import PrimeSettings
     from prmlab.rl.loop import RLConfig
 
     s = PrimeSettings()

@@ -349,7 +349,8 @@ def _history(accs: dict[int, float], steps: int, per_step: int = 100) -> list[di
 
 def test_pure_headline_reads_the_four_claims():
     from prmlab import headlines
-    from prmlab.rl.arms import pure_headline, steps_to_reach
+    from prmlab.rl.arms import steps_to_reach
+    from prmlab.rl.pure_arms import pure_headline
 
     results = {"verifiable": _history({0: 0.40, 5: 0.42, 10: 0.45}, 10),
                "prm-sum": _history({0: 0.40, 5: 0.30, 10: 0.20}, 10),
@@ -362,8 +363,9 @@ def test_pure_headline_reads_the_four_claims():
     assert h["headline/sum_form_collapses_diff"] == pytest.approx(0.2)  # start minus final
     assert h["headline/min_form_stable_diff"] == pytest.approx(0.2 - 0.02)  # falls from the best: 0.40 -> 0.20, 0.46 -> 0.44
     assert h["headline/min_vr_best_diff"] == pytest.approx(0.05)  # against verifiable; the oracle arm (0.70) is a ceiling
-    assert h["headline/verifiable_steps_to_final"] == 10 and h["headline/min_form_steps_to_verifiable"] == 5
-    assert h["headline/min_form_faster_diff"] == 5 and np.isnan(h["headline/min_form_faster_se"])
+    # verifiable reaches its 0.45 only at step 10; prm-min passes 0.45 5/6 of the way from 0.40 (step 0) to 0.46 (step 5)
+    assert h["headline/verifiable_steps_to_final"] == 10 and h["headline/min_form_steps_to_verifiable"] == pytest.approx(25 / 6)
+    assert h["headline/min_form_faster_diff"] == pytest.approx(35 / 6) and np.isnan(h["headline/min_form_faster_se"])
     assert h["headline/prm-sum/accuracy_change"] == pytest.approx(-0.2)
     assert steps_to_reach(results["prm-sum"], 0.5) == float("inf")
     sentences = headlines.pure(h)
@@ -379,17 +381,19 @@ def test_pure_headline_reads_the_four_claims():
 
 def test_prime_headline_counts_rollouts_to_rloo_final_accuracy():
     from prmlab import headlines
-    from prmlab.rl.arms import eval_vs_rollouts, mean_history, prime_headline
+    from prmlab.rl.arms import mean_history
+    from prmlab.rl.prime_arms import eval_vs_rollouts, prime_headline
 
     rloo = _history({0: 0.30, 1: 0.35, 2: 0.38, 3: 0.40}, 3)  # evaluations before steps 0, 1, 2 and after step 2
     prime = _history({0: 0.30, 1: 0.42, 2: 0.45, 3: 0.46}, 3)
     assert eval_vs_rollouts(rloo) == {0.0: 0.30, 100.0: 0.35, 200.0: 0.38, 300.0: 0.40}
     h = prime_headline({"rloo": [rloo, rloo], "prime": [prime, rloo]})
-    assert h["headline/sample_efficiency_max"] == pytest.approx(3.0)  # 300 rollouts against 100
+    # RLOO reaches its 0.40 after 300 rollouts; PRIME passes it 10/12 of the way from 0.30 (0) to 0.42 (100)
+    assert h["headline/sample_efficiency_max"] == pytest.approx(300 / (100 * 10 / 12))
     assert h["headline/sample_efficiency_min"] == pytest.approx(1.0)  # the same run: no gain
-    assert h["headline/sample_efficiency"] == pytest.approx(2.0)
+    assert h["headline/sample_efficiency"] == pytest.approx((3.6 + 1.0) / 2)
     assert h["headline/final_gain"] == pytest.approx(0.03) and h["headline/final_gain_max"] == pytest.approx(0.06)
-    assert "2.00x fewer rollouts (seeds: 1.00 to 3.00)" in headlines.prime(h)[0]
+    assert "2.30x fewer rollouts (seeds: 1.00 to 3.60)" in headlines.prime(h)[0]
     never = _history({0: 0.30, 1: 0.30, 2: 0.30, 3: 0.30}, 3)
     missed = prime_headline({"rloo": [rloo], "prime": [never]})
     assert missed["headline/sample_efficiency"] == 0.0 and missed["headline/prime_missed"] == 1.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from prmlab import notebooks, runner, tracking
+from prmlab import notebooks, runner, studies, tracking
 from prmlab.cli import main
 from prmlab.profiles import PROFILES
 
@@ -49,15 +49,29 @@ def test_runner_and_tracking_do_not_import_each_other():
     assert "notebooks" in imported(tracking_module) and "notebooks" in imported(runner)
 
 
-def test_parameter_names_are_papermills_read_without_papermill(tmp_path):
-    """The names a kernel's start_run logs, read with json and ast: papermill's, in its order."""
+def papermills(path) -> list[tuple]:
+    import papermill
+
+    return [(name, p["default"], p["help"]) for name, p in papermill.inspect_notebook(str(path)).items()]
+
+
+def test_cell_parameters_are_papermills_read_without_papermill(tmp_path):
+    """The names a kernel's start_run logs, read with json, ast and tokenize: papermill's, in its order,
+    with the same defaults and help."""
+    import ast
+
     for nb in notebooks.available_notebooks():
-        assert notebooks.parameter_names(nb) == list(notebooks.notebook_parameters(nb))
+        theirs = papermills(nb)
+        assert notebooks.parameter_names(nb) == [name for name, _, _ in theirs]
+        for (name, default, help_), p in zip(theirs, notebooks.cell_parameters(nb)):
+            assert (ast.literal_eval(default), help_) == (p.default, p.help), name
     source = 'a = 1  # help\nb: int = 2  # typed\ns = "text"  # a string\nlr = 1e-4\n'
     cells = [nbformat.v4.new_code_cell("x = 0"), nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})]
     kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), tmp_path / "p.ipynb")
-    assert notebooks.parameter_names(tmp_path / "p.ipynb") == list(notebooks.notebook_parameters(tmp_path / "p.ipynb")) == ["a", "b", "s", "lr"]
+    assert notebooks.parameter_names(tmp_path / "p.ipynb") == [name for name, _, _ in papermills(tmp_path / "p.ipynb")] == ["a", "b", "s", "lr"]
+    assert [(p.default, p.help) for p in notebooks.cell_parameters(tmp_path / "p.ipynb")] == [
+        (1, "help"), (2, "typed"), ("text", "a string"), (1e-4, "")]
     nbformat.write(nbformat.v4.new_notebook(cells=cells[:1], metadata=kernel), tmp_path / "none.ipynb")
     with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
         notebooks.parameter_names(tmp_path / "none.ipynb")
@@ -92,7 +106,7 @@ def test_unknown_parameter_or_profile_fails_before_any_kernel(mlflow_store, caps
 
 def test_bad_choices_fail_before_any_kernel_naming_the_library_choices(mlflow_store, capsys):
     from prmlab.prm.model import READOUTS
-    from prmlab.rl.arms import PURE_ARMS
+    from prmlab.rl.pure_arms import PURE_ARMS
     from prmlab.rl.credit import PROB_CONVENTIONS
 
     for args, says in [(["run", "02", "-p", "arms", "verifiable,foo"], f"unknown arms entry 'foo'; valid choices: {', '.join(PURE_ARMS)}"),
@@ -110,14 +124,11 @@ def test_bad_choices_fail_before_any_kernel_naming_the_library_choices(mlflow_st
 def test_every_choice_parameter_is_checked_and_every_default_is_a_valid_choice():
     """The choices table names declared parameters only; every parameter whose comment lists its
     choices ("a | b") is in it; every notebook's default passes."""
-    declared = {}
-    for nb in notebooks.available_notebooks():
-        for name, p in notebooks.notebook_parameters(nb).items():
-            notebooks.check_choices(name, p["default"])
-            declared[name] = p
-    assert set(notebooks.CHOICES) <= set(declared)
-    listed = {name for name, p in declared.items() if isinstance(p["default"], str) and " | " in p["help"]}
-    assert listed <= set(notebooks.CHOICES), listed - set(notebooks.CHOICES)
+    for study in studies.STUDIES.values():
+        for p in study.params:
+            p.check(p.default)
+            if isinstance(p.default, str) and " | " in p.help:
+                assert isinstance(p.allowed, notebooks.Choices), (study.notebook, p.name)
 
 
 def test_a_missing_upstream_run_is_reported_before_any_kernel(mlflow_store, capsys):
@@ -174,15 +185,15 @@ def test_badly_typed_values_say_what_the_parameter_takes(raw, default, says):
 
 
 def test_ranges_include_and_exclude_their_bounds():
-    share, positive, top_p = notebooks.SHARE, notebooks.POSITIVE, notebooks.RANGES["top_p"]
+    share, positive, top_p = notebooks.SHARE, notebooks.POSITIVE, studies.POLICY_SFT.declared["top_p"].allowed
     assert [x in share for x in (-0.01, 0, 0.5, 1, 1.01, float("nan"), True)] == [False, True, True, True, False, False, False]
     assert [x in positive for x in (0, 1e-9, 1e9)] == [False, True, True]
     assert [x in top_p for x in (0, 0.3, 1.0)] == [False, True, True]
     assert (str(share), str(positive), str(top_p), str(notebooks.AT_LEAST_1)) == ("[0, 1]", "(0, inf)", "(0, 1]", "[1, inf)")
     # every ranged parameter's default lies in its range, in every notebook that declares it
-    for nb in notebooks.available_notebooks():
-        for name, p in notebooks.notebook_parameters(nb).items():
-            notebooks.check_range(name, p["default"])
+    for study in studies.STUDIES.values():
+        for p in study.params:
+            p.check(p.default)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -197,8 +208,7 @@ def test_profiles_overlay_and_parameter_types():
     assert plan.parameters["profile"] == "smoke"
     assert plan.parameters["n_eval"] == 12  # from the smoke overlay
     assert plan.parameters["lr"] == 0.01 and plan.parameters["sft_steps"] == 3 and plan.parameters["arch"] == "qwen2"
-    declared = notebooks.notebook_parameters(notebooks.resolve_notebook("00"))
-    assert all(p["help"] for p in declared.values()), "every parameter needs a comment"
+    assert all(p.help for s in studies.STUDIES.values() for p in s.params), "every parameter needs a comment"
 
 
 def test_params_command_lists_help(capsys):

@@ -53,7 +53,8 @@ def test_train_sft_lowers_the_loss(char_tokenizer, easy_task):
     model = build_policy(char_tokenizer, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
                                                       intermediate_size=64))
     logged = []
-    hist = train_sft(model, char_tokenizer, easy_task, SFTConfig(steps=80, batch_size=16, warmup_steps=5),
+    cfg = SFTConfig(steps=80, batch_size=16, warmup_steps=5, mistake_rate=0.2, misconception_rate=0.0)
+    hist = train_sft(model, char_tokenizer, easy_task, cfg,
                      log=lambda m, s: logged.append(s), progress=False)
     assert hist[-1]["train/loss"] < 0.6 * hist[0]["train/loss"]
     assert logged[0] == 0 and logged[-1] == 79
@@ -79,7 +80,7 @@ def test_sft_on_real_data_trains_on_the_chat_templated_prompt_that_sampling_uses
     seen = []
     encode = sft.encode_batch
     monkeypatch.setattr(sft, "encode_batch", lambda t, pairs, device: seen.extend(pairs) or encode(t, pairs, device))
-    train_sft(model, tok, task, SFTConfig(steps=2, batch_size=3, warmup_steps=1, mistake_rate=0.0), progress=False)
+    train_sft(model, tok, task, SFTConfig(steps=2, batch_size=3, warmup_steps=1, mistake_rate=0.0, misconception_rate=0.0), progress=False)
     assert len(seen) == 6
     by_prompt = {task.prompt(p): p for p in task.train}
     sampler = Sampler(model, tok, step_delimiter=task.step_delimiter)

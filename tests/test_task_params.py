@@ -1,4 +1,5 @@
-"""Later notebooks rebuild the policy's task from the parameters notebook 00 logged."""
+"""Tasks as later notebooks use them: rebuilt from the parameters notebook 00 logged, and answered from a
+solution's text alone."""
 
 import pytest
 
@@ -20,3 +21,14 @@ def test_the_task_is_rebuilt_from_logged_parameters_with_new_sizes():
 def test_an_unknown_dataset_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown task 'svamp'"):
         task_from_params({"dataset": "svamp"})
+
+
+@pytest.mark.parametrize("name", ["arith", "gsm8k", "math500"])
+def test_every_task_answers_from_the_text_alone(name):
+    """``answer_of_text`` (what decoding votes on) needs no problem and says what ``answer`` says; on a
+    reference solution it is the reference answer, and a text that states none has none."""
+    task = get_task(name, n_train=5, n_eval=5)
+    for p in task.eval:
+        text = task.reference_solution(p)
+        assert task.answer_of_text(text) == task.answer(p, text) == task.reference_answer(p)
+    assert task.answer_of_text("I do not know.") is None

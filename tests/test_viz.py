@@ -181,7 +181,7 @@ def _styles(fig) -> dict:
 def test_one_colour_per_arm_or_method_in_every_figure():
     """Issue 23: prm-sum was red in one figure and blue in the next; 04's 11 series shared a 10-colour cycle."""
     from prmlab.decoding.compare import METHODS
-    from prmlab.rl.arms import PURE_ARMS
+    from prmlab.rl.pure_arms import PURE_ARMS
 
     curve = {0: 0.1, 1: 0.2}
     first = _styles(viz.curves_figure({"prm-sum": curve, "verifiable": curve}, "a", "step", "y", log_x=False))

@@ -131,6 +131,37 @@ def load_model(notebook: str, name: str, *, kind: str, profile: str | None = Non
     return LoadedModel(model, tokenizer, run)
 
 
+class PolicyOf00(NamedTuple):
+    """What notebooks 01-04 start from (`load_policy`); unpacks as ``policy, tokenizer, run, task``."""
+
+    model: Any  # the policy notebook 00 trained (a transformers causal LM)
+    tokenizer: Any
+    run: Any  # 00's MLflow run
+    task: Any  # the task it was trained on, rebuilt from the run's parameters (`policy_task`)
+
+
+def load_policy(profile: str | None, run_id: str | None = None, *, n_eval: int, n_train: int | None = None,
+                device: str | None = None) -> PolicyOf00:
+    """Notebook 00's policy, from its latest finished run of ``profile`` (or the run ``run_id``), with the
+    task it was trained on (`policy_task`: ``n_eval`` eval problems, ``n_train`` training problems)."""
+    model, tokenizer, run = load_model("00_policy_sft", "policy", kind="policy", profile=profile, run_id=run_id,
+                                       device=device)
+    return PolicyOf00(model, tokenizer, run, policy_task(run, tokenizer, n_eval=n_eval, n_train=n_train))
+
+
+def policy_task(run, tokenizer, *, n_eval: int, n_train: int | None = None):
+    """The task notebook 00's ``run`` trained its policy on, rebuilt from the run's parameters
+    (`prmlab.tasks.task_from_params`: the same splits and prompts) with ``n_eval`` eval problems and
+    ``n_train`` training problems (None: as many as 00 trained on)."""
+    from .studies import POLICY_SFT
+    from .tasks import task_from_params
+
+    params = run.data.params
+    if n_train is None:
+        n_train = int(params.get("n_train", POLICY_SFT.declared["n_train"].default))
+    return task_from_params(params, n_train=n_train, n_eval=n_eval, tokenizer=tokenizer)
+
+
 def find_run(notebook: str, profile: str | None = None, run_id: str | None = None):
     """The run ``run_id`` (which must be a run of ``notebook``), else the latest finished run of
     ``notebook`` with ``profile``."""

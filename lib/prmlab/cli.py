@@ -13,7 +13,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from . import notebooks, runner, tracking
+from . import notebooks, runner, studies, tracking
 from .choices import unknown_choice
 from .paths import project_root
 from .profiles import PROFILES
@@ -132,13 +132,12 @@ def cmd_sweep(args) -> int:
 def cmd_params(args) -> int:
     nb = notebooks.resolve_notebook(args.notebook)
     changed = runner.plan(nb, args.profile).parameters if args.profile else {}
-    for name, p in notebooks.notebook_parameters(nb).items():
-        allowed = notebooks.RANGES.get(name)
-        help_text = p["help"] + (f" (in {allowed})" if allowed else "")
-        if name in changed and changed[name] != p["default"]:  # marked, with the default it replaces
-            print(f"* {name:22s} = {changed[name]!r:34s} # [{args.profile}; default {p['default']!r}] {help_text}")
+    for name, p in studies.declared(nb).items():
+        help_text = p.help + (f" (in {p.allowed})" if isinstance(p.allowed, notebooks.Range) else "")
+        if name in changed and changed[name] != p.default:  # marked, with the default it replaces
+            print(f"* {name:22s} = {changed[name]!r:34s} # [{args.profile}; default {p.default!r}] {help_text}")
         else:
-            print(f"  {name:22s} = {p['default']!r:34s} # {help_text}")
+            print(f"  {name:22s} = {p.default!r:34s} # {help_text}")
     return 0
 
 

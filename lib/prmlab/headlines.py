@@ -226,7 +226,7 @@ def _greedy(h: dict, names: dict[str, str]) -> list[str]:
 
 
 def pure(headline: dict) -> list[str]:
-    """02: PURE's four claims read from `prmlab.rl.arms.pure_headline`'s metrics (claims whose arms did
+    """02: PURE's four claims read from `prmlab.rl.pure_arms.pure_headline`'s metrics (claims whose arms did
     not run are left out), each difference judged by `noise_verdict`; then every arm's sampled and greedy
     accuracy (`_greedy`)."""
     h, out = headline, []
@@ -271,14 +271,14 @@ def pure(headline: dict) -> list[str]:
     if "headline/min_form_faster" in h:
         v, m = h["headline/verifiable_steps_to_final"], h["headline/min_form_steps_to_verifiable"]
         missed = int(h.get("headline/min_form_missed", 0))
-        reach = f"at RL step {_step(m)}" if math.isfinite(m) else f"never on {missed} of {int(seeds)} seed(s)"
+        reach = (f"at RL step {_step(m)} (interpolated between evaluations; means over seeds)" if math.isfinite(m)
+                 else f"never on {missed} of {int(seeds)} seed(s) (means over seeds)")
         if missed:
             judged = f"does not hold (min-form never reaches it on {missed} of {int(seeds)} seed(s))"
         else:
             judged = verdict("min_form_faster", "steps saved", NOT_IMPROVING.replace("its", "min-form's", 1), " steps", 1)
         out.append(f"The verifiable-only arm ends at {_end(h, 'verifiable')} and first reaches that accuracy at RL step "
-                   f"{_step(v)}; min-form reaches it {reach} (means over seeds): 'min-form gets there in fewer steps' "
-                   f"{judged}.")
+                   f"{_step(v)}; min-form reaches it {reach}: 'min-form gets there in fewer steps' {judged}.")
     arms = [k.split("/")[1] for k in h if k.endswith("/final_accuracy") and k.count("/") == 2]
     return out + _greedy(h, {a: a for a in arms})
 
@@ -293,7 +293,7 @@ def _times(ratio: float) -> str:
 
 
 def prime(headline: dict) -> list[str]:
-    """03: PRIME's sample efficiency and final gain over outcome-only RLOO (`prmlab.rl.arms.prime_headline`),
+    """03: PRIME's sample efficiency and final gain over outcome-only RLOO (`prmlab.rl.prime_arms.prime_headline`),
     each difference judged by `noise_verdict`; then both arms' sampled and greedy accuracy (`_greedy`)."""
     h = headline
     eff, lo, hi = h["headline/sample_efficiency"], h["headline/sample_efficiency_min"], h["headline/sample_efficiency_max"]

@@ -1,6 +1,7 @@
 """Metrics shared by the notebooks: pass@k, step AUROC and accuracy, the ProcessBench protocol,
-best-of-N and (weighted) majority-vote accuracy, the effective sample size of weights, and the rule a
-difference between arms over seeds is judged by (`seed_difference`)."""
+best-of-N and (weighted) majority-vote accuracy, the effective sample size of weights, where a curve
+first reaches a target (`first_reach`), and the rule a difference between arms over seeds is judged by
+(`seed_difference`)."""
 
 from __future__ import annotations
 
@@ -262,6 +263,30 @@ def aggregate_step_scores(step_scores, how: str = "min") -> float:
     if s.size == 0:
         return 0.0
     return float({"min": np.min, "last": lambda v: v[-1], "prod": np.prod, "mean": np.mean}[how](s))
+
+
+def first_reach(curve: dict, target: float, log_x: bool = False) -> float:
+    """Where a measured curve ``{x: value}`` first reaches ``target`` (inf if no point does): its first
+    point, if that reaches it; else the x at which the straight line between the first point that
+    reaches it and the point before crosses ``target``, straight in log x with ``log_x`` (budgets, which
+    double). Never beyond the measured points.
+
+    The one rule for "budget to reach" (04) and "RL steps" or "rollouts to reach" (02, 03). Interpolated,
+    not the first measured point: that rounds every answer up to the next measurement (an RL run is
+    evaluated every few steps, a budget doubles), late by up to a whole interval, so that differences
+    and ratios between two curves take only a few coarse values."""
+    points = sorted(curve.items())
+    reached = next((i for i, (_, y) in enumerate(points) if y >= target - 1e-12), None)
+    if reached is None:
+        return math.inf
+    x1, y1 = points[reached]
+    if reached == 0 or y1 <= target:
+        return float(x1)
+    x0, y0 = points[reached - 1]
+    frac = (target - y0) / (y1 - y0)
+    if log_x:
+        return float(math.exp(math.log(x0) + frac * (math.log(x1) - math.log(x0))))
+    return float(x0 + frac * (x1 - x0))
 
 
 def powers_of_two(n_max: int) -> list[int]:

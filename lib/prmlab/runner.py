@@ -23,9 +23,10 @@ from pathlib import Path
 
 from . import tracking
 from .choices import check_choice
-from .notebooks import check_choices, check_range, notebook_parameters, parse_value, resolve_notebook
+from .notebooks import resolve_notebook
 from .paths import runs_dir
 from .profiles import check_profile, overlay
+from .studies import declared as declared_parameters
 
 
 class Terminated(KeyboardInterrupt):
@@ -74,7 +75,7 @@ class Plan:
     notebook: Path
     profile: str
     parameters: dict  # what is injected: the profile's overlay and the overrides
-    declared: dict  # every parameter of the notebook with its default and help
+    declared: dict  # every parameter of the notebook: name -> `prmlab.notebooks.Param`
 
     @property
     def name(self) -> str:
@@ -86,7 +87,7 @@ class Plan:
 
     def value(self, name: str, missing=None):
         """The value the kernel will see: injected, else the notebook's default."""
-        return self.parameters.get(name, self.declared.get(name, {}).get("default", missing))
+        return self.parameters.get(name, self.declared[name].default if name in self.declared else missing)
 
 
 def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str]] | dict | None = None) -> Plan:
@@ -94,7 +95,7 @@ def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str
     starts; errors list the valid choices."""
     nb = resolve_notebook(spec)
     check_profile(profile)
-    declared = notebook_parameters(nb)
+    declared = declared_parameters(nb)
     params = dict(overlay(nb.stem, profile))
     unknown = [k for k in params if k not in declared]
     if unknown:
@@ -102,10 +103,9 @@ def plan(spec: str | Path, profile: str = "tiny", overrides: list[tuple[str, str
     items = overrides.items() if isinstance(overrides, dict) else (overrides or [])
     for name, raw in items:
         check_choice(name, declared, "parameter")
-        params[name] = parse_value(name, raw, declared[name]["default"]) if isinstance(raw, str) else raw
+        params[name] = declared[name].parse(raw) if isinstance(raw, str) else raw
     for name, value in params.items():
-        check_range(name, value)
-        check_choices(name, value)
+        declared[name].check(value)
     return Plan(nb, profile, params, declared)
 
 
@@ -116,7 +116,7 @@ def upstream(p: Plan) -> list[tuple[str, str | None]]:
     scorers; 03 for the scorer ``implicit``. The step scorers: those 02's arms read, 04's ``scorers``,
     03's ``prm_name`` (unless its ``prm_run_id`` is "none")."""
     if "arms" in p.declared:
-        from .rl.arms import arm_scorer_names, parse_arms
+        from .rl.pure_arms import arm_scorer_names, parse_arms
 
         scorers = arm_scorer_names(parse_arms(p.value("arms")), p.value("prm_name"))
     elif "scorers" in p.declared:

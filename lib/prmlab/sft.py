@@ -27,10 +27,11 @@ from .tasks.arith import INJECTABLE_KINDS, misconception_applies, solution_with_
 
 @dataclass
 class SFTConfig:
-    """Training of the tiny policy."""
+    """Training of the tiny policy. The defaults are the tiny profile's (notebook 00, `prmlab.studies`):
+    its task has misconceptions; on a task without them set ``misconception_rate`` 0."""
 
-    steps: int = 1150  # optimizer steps
-    batch_size: int = 64  # solutions per step
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 32  # solutions per step
     lr: float = 3e-3  # peak learning rate (AdamW)
     warmup_steps: int = 50  # linear warm-up
     schedule: str = "wsd"  # after warm-up: "wsd" holds the peak, then decays linearly to 10% over the last
@@ -38,8 +39,8 @@ class SFTConfig:
     decay_fraction: float = 0.3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    mistake_rate: float = 0.2  # share of training solutions with one injected random slip
-    misconception_rate: float = 0.0  # share of training solutions written by a writer who holds the task's
+    mistake_rate: float = 0.1  # share of training solutions with one injected random slip
+    misconception_rate: float = 0.6  # share of training solutions written by a writer who holds the task's
     # misconceptions (`tasks.arith.MISCONCEPTIONS`), among problems where one applies
     seed: int = 0
 

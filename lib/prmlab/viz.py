@@ -30,7 +30,7 @@ KIND_COLORS = {
 PALETTE = tuple(plotly.colors.qualitative.Dark24)
 SERIES_COLORS = dict(zip((
     "verifiable", "prm-sum", "prm-min", "prm-min+vr", "oracle-sum", "oracle-min", "likelihood-sum", "likelihood-min",
-    "rloo", "prime",  # the arms of 02 and 03 (`prmlab.rl.arms`)
+    "rloo", "prime",  # the arms of 02 and 03 (`prmlab.rl.pure_arms`, `prmlab.rl.prime_arms`)
     "smc", "best_of_n", "beam_search", "dvts", "weighted_majority", "majority", "greedy",  # 04's methods
 ), PALETTE))
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")

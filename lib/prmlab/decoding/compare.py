@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from prmlab.choices import check_choice
+from prmlab.metrics import first_reach
 from prmlab.decoding.particle_filter import smc_decode
 from prmlab.decoding.results import Budget
 from prmlab.decoding.search import (Pool, beam_search, best_of_n, dvts, majority, sample_pool, score_pool,
@@ -224,18 +225,9 @@ def summarize(rows: list[dict], x: str = "n", y: str = "accuracy") -> dict[str, 
 
 
 def budget_to_reach(curve: dict, target: float) -> float:
-    """The smallest budget at which a mean curve {budget: accuracy} reaches ``target``, interpolating
-    linearly in log budget between measured points; inf if it never does."""
-    points = sorted(curve.items())
-    if not points:
-        return math.inf
-    if points[0][1] >= target:
-        return float(points[0][0])
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if y1 >= target > y0:
-            frac = (target - y0) / (y1 - y0)
-            return float(math.exp(math.log(x0) + frac * (math.log(x1) - math.log(x0))))
-    return math.inf
+    """The smallest budget at which a mean curve {budget: accuracy} reaches ``target``
+    (`prmlab.metrics.first_reach`, straight in log budget between measured points); inf if it never does."""
+    return first_reach(curve, target, log_x=True)
 
 
 def value_at(curve: dict, x: float) -> float:

@@ -40,9 +40,10 @@ TARGETS = ("prm", "orm")
 
 @dataclass
 class PRMTrainConfig:
-    """Training of a PRM (or an ORM) on labelled solutions."""
+    """Training of a PRM (or an ORM) on labelled solutions. The defaults are the tiny profile's (notebook
+    01, `prmlab.studies`)."""
 
-    steps: int = 300  # optimizer steps
+    steps: int = 400  # optimizer steps
     batch_size: int = 32  # solutions per optimizer step over all processes (split among them)
     lr: float = 1e-3  # peak learning rate (AdamW), cosine decay to 10%
     weight_decay: float = 0.0

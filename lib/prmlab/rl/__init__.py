@@ -10,7 +10,8 @@ The numerical core is pure tensor functions, one concept per module:
 
 Built on them and on `prmlab.tokens` (token batches and their log-probs): `rollouts` (K sampled
 responses per prompt, packed and graded), `pure` (PURE's recipe from step rewards to advantages),
-`meter` (the hacking meter) and `loop` (the RL loop).
+`meter` (the hacking meter) and `loop` (the RL loop); `arms` (running an arm and reading its history,
+shared by 02 and 03), `pure_arms` (02's arms and headline) and `prime_arms` (03's).
 
 Conventions used throughout: token-level tensors are ``[B, T]`` over the *response* tokens (padded to
 T) with ``mask`` ``[B, T]`` (bool or 0/1; 1 = real token). Rows ``i*K .. i*K+K-1`` are the K samples of

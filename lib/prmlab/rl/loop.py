@@ -42,9 +42,10 @@ from .rollouts import Rollouts, collect
 
 @dataclass
 class RLConfig:
-    """One RL run. The defaults are the tiny profile's; notebooks override what their arms change."""
+    """One RL run. The defaults are the tiny profile's (notebooks 02 and 03, `prmlab.studies`); notebooks
+    override what their arms change."""
 
-    steps: int = 30  # RL steps: one batch of rollouts and its update each
+    steps: int = 40  # RL steps: one batch of rollouts and its update each
     prompts_per_step: int = 32  # training problems per RL step
     k: int = 4  # rollouts per problem (the leave-one-out group)
     max_new_tokens: int = 64  # token budget of a rollout

@@ -2,7 +2,8 @@
 
 Every task offers the same small interface so notebooks treat them alike: ``train``/``eval`` problem
 lists, ``prompt(problem)``, ``reference_solution(problem)`` (what SFT trains on), ``grade(problem,
-solution) -> bool``, ``split_steps(solution)`` and ``step_delimiter`` (the text between two steps, where
+solution) -> bool``, ``answer_of_text(solution)`` (the final answer a text states, without its problem:
+decoding votes on it), ``split_steps(solution)`` and ``step_delimiter`` (the text between two steps, where
 samplers pause). Only the arithmetic task also has ``judge`` (the oracle's verdict on every step).
 """
 

@@ -515,8 +515,13 @@ class RealTask:
         return split_steps(text, self.step_delimiter)
 
     def answer(self, problem: RealProblem, solution_text: str):
+        """The final answer ``solution_text`` states (`answer_of_text`: the text alone decides)."""
+        return self.answer_of_text(solution_text)
+
+    def answer_of_text(self, solution_text: str):
         """The final answer ``solution_text`` states, normalised for voting (a Fraction for GSM8K, so
-        that "18" and "18.0" are one vote; the boxed string for MATH-500), None if it states none."""
+        that "18" and "18.0" are one vote; the boxed string for MATH-500), None if it states none; needs
+        no problem (decoding's ``answer_fn``)."""
         if self.name == "gsm8k":
             return _as_fraction(extract_gsm8k_answer(solution_text))
         boxed = extract_boxed(solution_text)
