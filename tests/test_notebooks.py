@@ -127,7 +127,7 @@ def test_01_prm_training(module_store, tmp_path):
     assert rewards[0].shape == (2,)
 
 
-RL_STEP_METRICS = ("eval/accuracy_sampled", "eval/accuracy_greedy", "rollout/accuracy", "rollout/steps_per_response",
+RL_STEP_METRICS = ("eval/accuracy", "eval/accuracy_greedy", "rollout/accuracy", "rollout/steps_per_response",
                    "oracle/wrong_step_share", "oracle/wrong_steps/arithmetic", "train/loss", "train/clip_frac",
                    "train/entropy", "perf/rollout_s")
 
