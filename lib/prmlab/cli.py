@@ -209,9 +209,10 @@ def cmd_ui(args) -> int:
     return subprocess.call(mlflow_ui_command(args.host, args.port), env={**os.environ, **MLFLOW_UI_ENV})
 
 
-def lab_command(host: str, port: int) -> list[str]:
+def lab_command(host: str, port: int, root=None) -> list[str]:
+    """JupyterLab over ``root`` (default: the project)."""
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", host, "--port", str(port), "--no-browser",
-           f"--ServerApp.root_dir={project_root()}"]
+           f"--ServerApp.root_dir={root or project_root()}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     return cmd
