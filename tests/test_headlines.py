@@ -153,11 +153,11 @@ def _hist(acc, greedy=None, wrong=None, every=5, per_step=100):
         if wrong is not None:
             row["oracle/wrong_step_share"] = wrong[0] if s < steps // 2 else wrong[1]
         if s % every == 0:
-            row["eval/accuracy_sampled"] = acc[s // every]
+            row["eval/accuracy"] = acc[s // every]
             if greedy is not None:
                 row["eval/accuracy_greedy"] = greedy[s // every]
         rows.append(row)
-    final = {"eval/accuracy_sampled": acc[-1], "train/rollouts_seen": float(steps * per_step)}
+    final = {"eval/accuracy": acc[-1], "train/rollouts_seen": float(steps * per_step)}
     if greedy is not None:
         final["eval/accuracy_greedy"] = greedy[-1]
     return rows + [final]

@@ -48,8 +48,10 @@ def test_a_long_code_cell_is_found_and_the_parameters_cell_is_not():
 
 def static_views(nb) -> tuple[int, int]:
     """Every figure output of an executed notebook has an HTML view (plotly.js inlined in exactly one of
-    them) and every explorer has a static one; returns (figures, explorers)."""
+    them) and every explorer shows as its static HTML only: no widget view nor saved widget state, which
+    would make nbconvert draw a blank widget; returns (figures, explorers)."""
     figures, explorers, with_js = 0, 0, 0
+    assert "widgets" not in nb.metadata
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
@@ -57,10 +59,10 @@ def static_views(nb) -> tuple[int, int]:
                 figures += 1
                 assert "text/html" in data, cell.source
                 with_js += "plotly.js v" in data["text/html"]
-            if "solution_explorer" in cell.source and "application/vnd.jupyter.widget-view+json" in data \
-                    and out.output_type == "execute_result":
+            if "solution_explorer" in cell.source and out.output_type == "execute_result":
                 explorers += 1
                 assert "Static view: the first" in data["text/html"], cell.source
+                assert "application/vnd.jupyter.widget-view+json" not in data, cell.source
     assert with_js == 1
     return figures, explorers
 
@@ -105,6 +107,30 @@ def test_00_policy_sft(module_store, tmp_path):
     assert found.info.run_id == run.info.run_id
     assert static_views(nb) == (5, 1)
     assert "pass@1 is " in printed(nb) and "the target (between 0.35 and 0.75)" in printed(nb)
+    executed = Path(nb_path(run))  # the executed notebook, and its HTML rendering beside it
+    assert logged(run, "notebook") == {str(executed), str(executed.with_suffix(".html"))}
+
+
+def nb_path(run) -> str:
+    return next(a.path for a in tracking.client().list_artifacts(run.info.run_id, "notebook") if a.path.endswith(".ipynb"))
+
+
+def test_the_html_record_of_00_shows_its_explorer_in_a_browser(module_store, tmp_path):
+    """The HTML rendering logged beside 00's executed notebook, opened in a browser with no internet,
+    shows the explorer's first solutions (its static view), as the notebook's own output has them."""
+    from headless import dump_dom, require_browser, visible_text
+
+    require_browser()
+    run = tracking.latest_run("00_policy_sft", profile="smoke")
+    executed = Path(tracking.client().download_artifacts(run.info.run_id, nb_path(run), str(tmp_path)))
+    page = Path(tracking.client().download_artifacts(run.info.run_id, nb_path(run).replace(".ipynb", ".html"), str(tmp_path)))
+    nb = nbformat.read(executed, as_version=4)
+    static = next(out["data"]["text/html"] for c in nb.cells if "solution_explorer" in c.source
+                  for out in c.outputs if out.output_type == "execute_result")
+    shown = visible_text(dump_dom(page.as_uri(), wait_ms=3000))
+    first = visible_text(static)
+    assert first.startswith("Static view: the first") and len(first) > 200
+    assert first in shown, shown[:3000]
 
 
 def test_01_prm_training(module_store, tmp_path):
@@ -127,7 +153,7 @@ def test_01_prm_training(module_store, tmp_path):
     assert rewards[0].shape == (2,)
 
 
-RL_STEP_METRICS = ("eval/accuracy_sampled", "eval/accuracy_greedy", "rollout/accuracy", "rollout/steps_per_response",
+RL_STEP_METRICS = ("eval/accuracy", "eval/accuracy_greedy", "rollout/accuracy", "rollout/steps_per_response",
                    "oracle/wrong_step_share", "oracle/wrong_steps/arithmetic", "train/loss", "train/clip_frac",
                    "train/entropy", "perf/rollout_s")
 

@@ -247,7 +247,7 @@ def test_train_loop_logs_every_metric_and_learns_from_the_outcome(trained_policy
                 "train/clip_frac", "train/entropy", "train/grad_norm", "perf/rollout_s", "reward/outcome_mean"):
         assert all(key in row for row in history[:3]), key
     assert "eval/accuracy_greedy" in history[0] and "eval/accuracy_greedy" not in history[1]
-    assert "eval/accuracy_sampled" in history[2] and "eval/accuracy_sampled" in history[3]
+    assert "eval/accuracy" in history[2] and "eval/accuracy" in history[3]
     assert history[3]["train/rollouts_seen"] == 3 * 8 * 4
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
     with pytest.raises(ValueError, match="k must be"):
@@ -341,9 +341,9 @@ def _history(accs: dict[int, float], steps: int, per_step: int = 100) -> list[di
     for s in range(steps):
         row = {"rollout/accuracy": 0.5, "rollout/sampled": float(per_step), "train/rollouts_seen": float((s + 1) * per_step)}
         if s in accs:
-            row["eval/accuracy_sampled"] = accs[s]
+            row["eval/accuracy"] = accs[s]
         rows.append(row)
-    rows.append({"eval/accuracy_sampled": accs[steps], "train/rollouts_seen": float(steps * per_step)})
+    rows.append({"eval/accuracy": accs[steps], "train/rollouts_seen": float(steps * per_step)})
     return rows
 
 
@@ -400,4 +400,4 @@ def test_prime_headline_counts_rollouts_to_rloo_final_accuracy():
     assert h["headline/prime_missed"] == 0.0 and np.isnan(h["headline/implicit_prm_rollout_auroc"])
     prime[0]["implicit_prm/within_group_auroc"], prime[1]["implicit_prm/within_group_auroc"] = 0.4, 0.8
     assert prime_headline({"rloo": [rloo], "prime": [prime]})["headline/implicit_prm_rollout_auroc"] == pytest.approx(0.6)
-    assert mean_history([rloo, prime])[1]["eval/accuracy_sampled"] == pytest.approx((0.35 + 0.42) / 2)
+    assert mean_history([rloo, prime])[1]["eval/accuracy"] == pytest.approx((0.35 + 0.42) / 2)

@@ -49,12 +49,19 @@ def _descendants(pid: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ui(module_store):
-    """`make ui` on a free port over a store holding one finished run: (process, port, run, its output)."""
+    """`make ui` on a free port over a store holding finished runs: one of 00 and two of 02 with RL-style
+    eval curves: (process, port, the 00 run, its output)."""
     import threading
 
     run = tracking.start_run("00_policy_sft", params={"profile": "smoke", "seed": 0})
     run.log_metrics({"eval/pass_at_1": 0.5})
     run.finish()
+    for seed in (0, 1):
+        arm = tracking.start_run("02_pure_min_form", params={"profile": "smoke", "seed": seed})
+        for step in range(3):
+            arm.log_metrics({"eval/accuracy": 0.5 + step / 10, "eval/accuracy_greedy": 0.4 + seed / 10,
+                             "rollout/accuracy": 0.3, "train/loss": 1 / (step + 1)}, step=step)
+        arm.finish()
     port = free_port()
     proc = subprocess.Popen(["make", "-s", "ui", f"PORT={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, env=os.environ.copy())
@@ -91,27 +98,56 @@ def test_make_ui_serves_the_store_on_loopback_without_job_workers(ui):
     proc, port, run, log = ui
     assert [r["info"]["run_id"] for r in _search_runs(ui).get("runs", [])] == [run.id]
     page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
-    assert "<html" in page.lower()
+    assert page.lower().startswith("<!doctype html>") and "mlflow.workflowType_v1" in page  # prmlab's index.html
     processes = _descendants(proc.pid)
-    assert any("mlflow server" in cmd for cmd in processes), processes
+    assert any("uvicorn" in cmd and "prmlab.mlflow_app:app" in cmd for cmd in processes), processes
     assert not any("huey" in cmd or "_job_runner" in cmd for cmd in processes), processes  # no GenAI job workers
     printed = b"".join(log).decode()
-    assert f"open http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in printed, printed
+    assert f"open http://127.0.0.1:{port}/#/experiments\n" in printed, printed
 
 
-def test_the_printed_address_opens_the_runs_view(ui):
-    """In a real headless browser, the experiment page in the view `prmlab ui` prints shows the runs
-    table with the run, not MLflow's GenAI "Overview" of traces."""
-    from headless import dump_dom, require_browser, visible_text
+def test_index_html_stores_the_defaults_before_mlflows_script():
+    from prmlab.mlflow_app import DEFAULTS, index_html
 
-    require_browser()
+    page = index_html('<!doctype html><html><head><meta charset="utf-8"/><script defer src="main.js"></script></head></html>')
+    assert page.index("localStorage") < page.index("main.js")
+    assert json.dumps(DEFAULTS) in page and "=== null" not in page and "===null" in page  # only where the browser has none
+
+
+def test_a_person_clicks_from_the_printed_address_to_the_runs_table_and_compares_runs(ui):
+    """In a real browser, from the address `make ui` prints: the experiment list (with the notebooks'
+    purposes), a click on an experiment opens its runs table in "Model training" (not MLflow's GenAI
+    "Overview", no assistant panel over it); ticking the runs and pressing "Compare" puts the headline's
+    metric (eval/accuracy) first with greedy beside it, in the compare page and in the chart view."""
+    from headless import browser_page
+
     proc, port, run, log = ui
     _search_runs(ui)
-    text = visible_text(dump_dom(f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}?workflowType=machine_learning"))
-    assert text.startswith("Runs - Experiment") and "policy_sft-smoke-seed0" in text, text[:2000]
-    assert "Evaluation runs" not in text and "Traces 0" not in text
-    listing = visible_text(dump_dom(f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning"))
-    assert "The base policy (supervised fine-tuning)" in listing, listing[:2000]  # experiments carry their purpose
+    address = re.search(r"^open (\S+)$", b"".join(log).decode(), re.M).group(1)
+    with browser_page() as page:
+        page.goto(address)
+        page.get_by_text("The base policy (supervised fine-tuning)").wait_for()  # experiments carry their purpose
+        page.get_by_role("link", name="02_pure_min_form").click()
+        page.get_by_role("link", name="pure_min_form-smoke-seed1").wait_for()
+        text = page.inner_text("body")
+        assert "Runs" in text.split("pure_min_form-smoke-seed1")[0] and "Overview" not in text, text[:1500]
+        assert "Detect Issues" not in text and "Ask questions about your experiments" not in text, text[:1500]
+        assert "/runs?workflowType=machine_learning" in page.url, page.url  # where MLflow sent the click
+
+        page.get_by_role("checkbox").first.click()  # the header's box ticks every run
+        page.get_by_role("button", name="Compare").click()
+        page.get_by_text("Parallel Coordinates Plot").wait_for()
+        text = page.inner_text("body")
+        assert text.split("Metrics:\n", 1)[1].startswith("eval/accuracy\n"), text  # the plot's default metric
+        table = text.split("Metrics\nShow diff only\n", 1)[1].splitlines()
+        assert table[:2] == ["eval/accuracy", "eval/accuracy_greedy"], table
+
+        page.go_back()
+        page.locator("label", has=page.locator("input[value=CHART]")).click()
+        first = page.get_by_text("eval/accuracy", exact=True).first
+        first.wait_for()
+        titles = [t for t in page.inner_text("body").splitlines() if t.startswith("eval/")]
+        assert titles[:2] == ["eval/accuracy", "eval/accuracy_greedy"], titles
 
 
 def test_ui_binds_loopback_only():

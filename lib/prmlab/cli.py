@@ -179,10 +179,13 @@ def cmd_report(args) -> int:
 
 
 def mlflow_ui_command(host: str, port: int) -> list[str]:
-    """The MLflow server over the project's store (the same one the notebooks log to)."""
+    """The MLflow server over the project's store (the same one the notebooks log to), as prmlab's app:
+    MLflow's, opening in its "Model training" view (see prmlab.mlflow_app)."""
+    from .mlflow_app import APP_NAME
+
     uri = tracking.tracking_uri()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port),
-           "--workers", "1"]
+    cmd = [sys.executable, "-m", "prmlab.mlflow_app", "server", "--app-name", APP_NAME, "--backend-store-uri", uri,
+           "--host", host, "--port", str(port), "--workers", "1"]
     root = tracking.artifact_root(uri)
     if root:
         cmd += ["--default-artifact-root", root]
@@ -195,9 +198,8 @@ MLFLOW_UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_
 
 
 def mlflow_ui_url(host: str, port: int) -> str:
-    """The experiments page in MLflow's "Model training" view (its runs tables; MLflow 3 opens the GenAI
-    view by default, until "Model training" is picked once at the top of the page)."""
-    return f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
+    """The experiments page (in the "Model training" view: the server's default, prmlab.mlflow_app)."""
+    return f"http://{host}:{port}/#/experiments"
 
 
 def cmd_ui(args) -> int:
@@ -206,9 +208,10 @@ def cmd_ui(args) -> int:
     return subprocess.call(mlflow_ui_command(args.host, args.port), env={**os.environ, **MLFLOW_UI_ENV})
 
 
-def lab_command(host: str, port: int) -> list[str]:
+def lab_command(host: str, port: int, root=None) -> list[str]:
+    """JupyterLab over ``root`` (default: the project)."""
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", host, "--port", str(port), "--no-browser",
-           f"--ServerApp.root_dir={project_root()}"]
+           f"--ServerApp.root_dir={root or project_root()}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     return cmd

@@ -2,7 +2,7 @@
 
 The runner creates the run before the kernel starts (so a crash still leaves a record), passes its
 id to the kernel in ``$PRMLAB_RUN_ID``, writes the executed notebook to ``runs/notebooks/`` and
-attaches it to the run, then marks the run FINISHED, or FAILED if a cell raised. Interrupted (Ctrl-C,
+attaches it to the run with an HTML rendering beside it (``keep_record``), then marks the run FINISHED, or FAILED if a cell raised. Interrupted (Ctrl-C,
 or SIGTERM/SIGHUP from a scheduler, a timeout or a closed terminal) it marks the run KILLED, again with
 the partial notebook attached, so no run is left RUNNING by a runner that stopped. While the notebook
 runs, the terminal shows a line per cell and the notebook's progress bars (``CellProgress``,
@@ -196,7 +196,10 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progres
                 )
         except BaseException as e:
             if output.exists():
-                run.log_artifact(output, "notebook")
+                try:
+                    keep_record(output, run)
+                except Exception:  # a partial notebook that does not render must not hide why the run failed
+                    run.log_artifact(output, "notebook")
             run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
             run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             if isinstance(e, KeyboardInterrupt):
@@ -212,9 +215,42 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progres
                 os.environ.pop(tracking.RUN_ID_ENV, None)
             else:
                 os.environ[tracking.RUN_ID_ENV] = previous
-        run.log_artifact(output, "notebook")
+        keep_record(output, run)
         run.finish("FINISHED")
     return run_id, output
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def without_widgets(nb):
+    """The executed notebook ``nb`` (changed in place and returned) as a record that reads without a kernel:
+    no saved widget state, and no widget view where an output also has another (the explorers' static
+    HTML). With the state saved, nbconvert and other viewers draw the widget instead, from a CDN and with
+    no kernel behind it: a blank explorer."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data and set(data) - {WIDGET_VIEW, "text/plain"}:
+                del data[WIDGET_VIEW]
+    return nb
+
+
+def keep_record(output: Path, run) -> Path:
+    """Rewrite the executed notebook ``output`` ``without_widgets``, render it as HTML beside it (the
+    notebook itself is megabytes of JSON in MLflow's artifact view) and log both under ``notebook/``;
+    returns the HTML file."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = without_widgets(nbformat.read(output, as_version=4))
+    nbformat.write(nb, output)
+    page = output.with_suffix(".html")
+    page.write_text(HTMLExporter().from_notebook_node(nb)[0], encoding="utf-8")
+    run.log_artifact(output, "notebook")
+    run.log_artifact(page, "notebook")
+    return page
 
 
 @contextlib.contextmanager

@@ -63,7 +63,7 @@ def curve(history: list[dict], key: str) -> dict[int, float]:
     return {s: row[key] for s, row in enumerate(history) if key in row and np.isfinite(row[key])}
 
 
-ACCURACY = "eval/accuracy_sampled"  # the headline accuracy: sampled pass@1 on the eval problems
+ACCURACY = "eval/accuracy"  # the headline accuracy: sampled pass@1 on the eval problems
 GREEDY = "eval/accuracy_greedy"  # greedy pass@1 on the same problems, reported beside it (PURE and PRIME evaluate greedily)
 WRONG = "oracle/wrong_step_share"  # the oracle's share of wrong steps in each RL step's rollouts (the hacking meter)
 WINDOW = 5  # RL steps averaged at each end of the wrong-step share curve (one evaluation interval at the defaults)

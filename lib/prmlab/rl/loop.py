@@ -95,11 +95,13 @@ def evaluate_policy(policy, tokenizer, task, problems: list, cfg: RLConfig, batc
     """Greedy and sampled pass@1 of ``policy`` on ``problems`` (fixed streams: comparable across steps)."""
     prompts = [task.prompt(p) for p in problems]
     out = {}
-    for name, temp, n in (("greedy", 0.0, 1), ("sampled", 1.0, cfg.eval_samples)):
+    # the sampled accuracy (the headline's) is plain eval/accuracy: MLflow orders its charts and compare
+    # tables by metric key, so it comes first, with eval/accuracy_greedy beside it
+    for key, temp, n in (("eval/accuracy_greedy", 0.0, 1), ("eval/accuracy", 1.0, cfg.eval_samples)):
         sampler = Sampler(policy, tokenizer, SamplingConfig(temperature=temp, max_new_tokens=cfg.max_new_tokens,
                                                             seed=cfg.seed + 1), step_delimiter=task.step_delimiter)
         s = sample(sampler, prompts, n, batch_size)
-        out[f"eval/accuracy_{name}"] = sum(bool(task.grade(problems[r // n], t)) for r, t in enumerate(s.texts)) / len(s.texts)
+        out[key] = sum(bool(task.grade(problems[r // n], t)) for r, t in enumerate(s.texts)) / len(s.texts)
     return out
 
 
