@@ -242,6 +242,35 @@ def test_04_smc_decoding(module_store, tmp_path):
     assert out.count("worth its tokens") == 3
 
 
+def run_smoke(number: str, cwd: Path, *params: str):
+    """``prmlab run NUMBER --profile smoke`` with ``-p`` pairs ``params``; the finished run."""
+    res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "smoke", *params],
+                         capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
+    return tracking.client().get_run(run_id)
+
+
+def test_02_and_04_take_published_prms_through_their_parameter(module_store, tmp_path):
+    """Tiny local stand-ins of published PRMs chosen as CONVENTION:PATH: PURE's convention (token
+    classification) rewards 02's PRM arm; a Qwen2.5-Math-PRM-style one and a Math-Shepherd-style one search in 04."""
+    from stand_ins import save_stand_in
+
+    pure = save_stand_in("token-classification", tmp_path / "pure-prm")
+    run = run_smoke("02", tmp_path, "-p", "prm_name", f"token-classification:{pure}", "-p", "arms", "prm-min",
+                    "-p", "rl_steps", "2")
+    arm = nested_runs(run)["prm-min · seed 0"]
+    assert "reward/prm_mean" in arm.data.metrics and "eval/accuracy" in arm.data.metrics
+    assert run.data.tags["prmlab.prm_run"] == f"token-classification:{pure}"
+    qwen, shepherd = save_stand_in("qwen-prm", tmp_path / "qwen-prm"), save_stand_in("math-shepherd", tmp_path / "ms")
+    run = run_smoke("04", tmp_path, "-p", "scorers", f"qwen-prm:{qwen},shepherd=math-shepherd:{shepherd}",
+                    "-p", "n_problems", "2", "-p", "max_n", "2", "-p", "sensitivity_n", "2", "-p", "tau_grid", "1",
+                    "-p", "genealogy_particles", "2", "-p", "likelihood_methods", "", "-p", "baseline_temperatures", "")
+    m = run.data.metrics
+    assert {"acc/smc/qwen-prm", "acc/beam_search/qwen-prm", "acc/smc/shepherd", "acc/best_of_n/shepherd"} <= set(m)
+    assert run.data.tags["prmlab.scorer.shepherd"] == f"math-shepherd:{shepherd}"
+
+
 PAPER_SMALL = {
     "00": ["-p", "n_eval", "3", "-p", "max_k", "2", "-p", "max_new_tokens", "16", "-p", "sample_batch", "8",
            "-p", "explorer_samples", "2"],

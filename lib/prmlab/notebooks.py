@@ -152,6 +152,22 @@ class Choices:
 
 
 @dataclass(frozen=True)
+class Scorers(Choices):
+    """Step scorers in `prmlab.scorer_spec`'s syntax: ``values`` are prmlab's own names; a published PRM
+    is ``CONVENTION:PATH`` (its convention known, its local path present)."""
+
+    def check(self, name: str, value) -> None:
+        from .scorer_spec import check_scorers
+
+        if not isinstance(value, str):
+            return
+        if self.required and not value.replace(",", "").strip():
+            raise ValueError(f"parameter {name!r} names nothing; valid choices (comma-separated): "
+                             f"{', '.join(self.values())} or CONVENTION:PATH")
+        check_scorers(value, self.values(), name, many=self.many)
+
+
+@dataclass(frozen=True)
 class Param:
     """One parameter of a notebook, as its parameters cell writes it: ``name = default  # help``."""
 

@@ -114,7 +114,7 @@ def upstream(p: Plan) -> list[tuple[str, str | None]]:
     parameters: (notebook, the run id its parameter names, or None: its latest finished run of the
     profile). 00 (the policy) for ``policy_run_id``; 01 (``prm_run_id``) for the PRMs among its step
     scorers; 03 for the scorer ``implicit``. The step scorers: those 02's arms read, 04's ``scorers``,
-    03's ``prm_name`` (unless its ``prm_run_id`` is "none")."""
+    03's ``prm_name`` (unless its ``prm_run_id`` is "none"); a published PRM (``CONVENTION:PATH``) needs none."""
     if "arms" in p.declared:
         from .rl.pure_arms import arm_scorer_names, parse_arms
 
@@ -123,7 +123,9 @@ def upstream(p: Plan) -> list[tuple[str, str | None]]:
         scorers = p.value("scorers")
     else:  # 03: its reference PRM, unless prm_run_id is "none"
         scorers = "" if p.value("prm_run_id") == "none" else p.value("prm_name", "")
-    names = {s.strip() for s in scorers.split(",") if s.strip()}
+    from .scorer_spec import parse_scorer
+
+    names = {s.strip() for s in scorers.split(",") if s.strip() and not parse_scorer(s).published}
     needed = [("00_policy_sft", p.value("policy_run_id") or None)] if "policy_run_id" in p.declared else []
     if names:
         from .prm.implicit import IMPLICIT

@@ -15,7 +15,8 @@ import importlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .notebooks import AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE, Choices, Param, Range, cell_parameters, library_constant
+from .notebooks import (AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE, Choices, Param, Range, Scorers, cell_parameters,
+                        library_constant)
 
 
 def one_of(constant: str) -> Choices:
@@ -37,7 +38,8 @@ def prm_artifacts() -> tuple[str, ...]:
 
 
 def step_scorers() -> tuple[str, ...]:
-    """What notebook 04's ``scorers`` may name (`prmlab.scorer_artifacts.load_step_scorers`)."""
+    """prmlab's own scorers 01's and 04's ``scorers`` may name (`prmlab.scorer_artifacts.load_step_scorers`;
+    published PRMs are ``CONVENTION:PATH``: `prmlab.scorer_spec`)."""
     from .prm.implicit import IMPLICIT
     from .prm.likelihood import LIKELIHOOD
     from .prm.oracle import ORACLE
@@ -196,6 +198,9 @@ PRM_TRAINING = Study("01_prm_training", (
     Param("max_new_tokens", 96, "token budget of one solution", AT_LEAST_1),
     Param("sample_batch", 256, "rows sampled at once", AT_LEAST_1),
     Param("n_eval", 200, "eval problems for reranking, step-level and ProcessBench evaluation", AT_LEAST_1),
+    Param("scorers", "", "more step scorers judged beside this run's models (comma-separated): published PRMs, "
+          "CONVENTION:PATH (README: Bring your own PRM), and/or oracle, likelihood, implicit or a PRM of 01's latest run",
+          Scorers(step_scorers, many=True)),
     Param("eval_split", "eval", "eval: the held-out eval split (report here) | dev: training problems not used for "
           "labels (choose settings here)", one_of("prmlab.prm.train:EVAL_SPLITS")),
     Param("bon_max_n", 64, "largest N of best-of-N (samples per eval problem)", AT_LEAST_1),
@@ -216,8 +221,8 @@ PURE_MIN_FORM = Study("02_pure_min_form", (
     Param("policy_run_id", "", "MLflow run of notebook 00 whose policy starts every arm; empty: its latest finished "
           "run of this profile"),
     Param("prm_run_id", "", "MLflow run of notebook 01 with the PRM; empty: its latest finished run of this profile"),
-    Param("prm_name", "prm", "which PRM of that run rewards the PRM arms: prm | prm_oracle | prm_mc_soft | ...",
-          Choices(prm_artifacts)),
+    Param("prm_name", "prm", "which PRM rewards the PRM arms: one of that run (prm | prm_oracle | prm_mc_soft | ...) "
+          "or a published one, CONVENTION:PATH (README: Bring your own PRM)", Scorers(prm_artifacts)),
     Param("arms", "verifiable,prm-sum,prm-min,prm-min+vr,oracle-sum,oracle-min", "arms to run "
           "(prmlab.rl.pure_arms.PURE_ARMS; also likelihood-sum, likelihood-min: the policy's own likelihood as the "
           "PRM)",
@@ -300,7 +305,8 @@ SMC_DECODING = Study("04_smc_decoding", (
     Param("scorers", "prm,oracle,likelihood", "step scorers to compare methods with (comma-separated): PRM artifacts "
           "of the 01 run (prm, prm_oracle, ...) and/or oracle (the exact step oracle: a perfect PRM) and/or "
           "likelihood (the policy's own running-minimum token log-prob, untrained: the baseline a PRM must beat) "
-          "and/or implicit (PRIME's implicit PRM from notebook 03)", Choices(step_scorers, many=True, required=True)),
+          "and/or implicit (PRIME's implicit PRM from notebook 03) and/or published PRMs, CONVENTION:PATH (README: Bring "
+          "your own PRM)", Scorers(step_scorers, many=True, required=True)),
     Param("likelihood_methods", "smc,best_of_n,weighted_majority", "methods run with the likelihood scorer (beam "
           "search and DVTS with it would cost as much as with the PRM)", list_of("prmlab.decoding.compare:METHODS")),
     Param("baseline_temperatures", "0.5,0.7", "sampling temperatures of the baselines majority_t<T> and "

@@ -34,9 +34,9 @@ import torch
 from ..batching import length_chunks, pad_id, right_pad
 from ..choices import check_choice
 from ..models import load_tokenizer
+from ..scorer_spec import CONVENTIONS  # declared there: the runner checks scorer names without torch
 from .scorer import TextScorer
 
-CONVENTIONS = ("math-shepherd", "qwen-prm", "token-classification", "prmlab")
 # The system prompt of the Qwen2.5-Math-PRM model card (and of Qwen2.5-Math-Instruct's CoT mode).
 QWEN_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
