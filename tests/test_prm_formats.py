@@ -375,3 +375,54 @@ def test_processbench_write_checks(tmp_path):
     with pytest.raises(FormatError, match=re.escape("record 0: field 'label' is 5 but there are 1 steps")):
         write_processbench_jsonl([ProcessBenchRecord("x", "P", ["s"], 5)], tmp_path / "pb.jsonl")
     assert not (tmp_path / "pb.jsonl").exists()
+
+
+# ---------------------------------------------------------------- training data from a file (01's label_file)
+
+HARD = [RECORDS[0], RECORDS[1]]
+
+
+@pytest.mark.parametrize("fmt, write", [("prmlab", write_stepwise_jsonl), ("math-shepherd", write_math_shepherd_jsonl),
+                                        ("prm800k", write_prm800k_jsonl)])
+def test_step_labels_are_read_in_the_format_detected_or_named(tmp_path, fmt, write):
+    from prmlab.prm.formats import detect_format, read_step_labels
+
+    records = [StepwiseRecord(r.prompt, [f"Step {i + 1}: {s}" for i, s in enumerate(r.completions)], r.labels)
+               for r in HARD]  # Math-Shepherd needs its "Step 1:" marker to split the question off
+    path = tmp_path / "labels.jsonl"
+    write(records, path)
+    assert detect_format(path) == fmt
+    got = read_step_labels(path)
+    want_steps = [r.completions[: (r.labels.index(0.0) + 1 if fmt == "prm800k" and 0.0 in r.labels else None)]
+                  for r in records]  # PRM800K stops at the first error
+    assert [(r.prompt, r.completions) for r in got] == [(r.prompt, s) for r, s in zip(records, want_steps)]
+    assert [r.labels for r in got] == [r.labels[: len(s)] for r, s in zip(records, want_steps)]
+    assert [r.labels for r in read_step_labels(path, fmt)] == [r.labels for r in got]
+
+
+def test_step_label_files_that_are_broken_say_where(tmp_path):
+    from prmlab.prm.formats import detect_format, read_step_labels
+
+    good = json.dumps({"prompt": "Q", "completions": ["a", "b"], "labels": [True, False]})
+    path = write_text(tmp_path, "broken.jsonl", good + "\n\n" + json.dumps({"prompt": "Q", "completions": ["a"],
+                                                                               "labels": [1.5]}) + "\n")
+    with raises_at(path, 3, "field 'labels' entry 0 is 1.5, outside [0, 1]"):
+        read_step_labels(path)
+    path = write_text(tmp_path, "half.jsonl", good + "\n" + '{"prompt": "Q", "completions": ["a"\n')
+    with pytest.raises(FormatError, match=re.escape(f"{path} line 2: invalid JSON")):
+        read_step_labels(path, "prmlab")
+    path = write_text(tmp_path, "other.jsonl", json.dumps({"text": "Q", "score": 1}) + "\n")
+    with raises_at(path, 1, "cannot tell the format from its fields ['score', 'text'] (expected prm800k: question, "
+                            "label; math-shepherd: input, label; prmlab: prompt, completions, labels); name the format"):
+        detect_format(path)
+    with pytest.raises(FormatError, match=f"^{re.escape(str(write_text(tmp_path, 'empty.jsonl', '')))}: has no records$"):
+        read_step_labels(tmp_path / "empty.jsonl")
+    with raises_at(path, 1, "field 'input' is missing"):  # a named format reads the fields it needs
+        read_step_labels(path, "math-shepherd")
+    with pytest.raises(ValueError, match="unknown step-label format 'trl'; valid choices: prm800k, math-shepherd, prmlab"):
+        read_step_labels(path, "trl")
+    unrated = {"question": {"problem": "Q"}, "label": {"steps": [{"completions": [{"text": "a", "rating": None}],
+                                                                  "chosen_completion": None}], "finish_reason": "give_up"}}
+    path = write_text(tmp_path, "unrated.jsonl", json.dumps(unrated) + "\n")
+    with pytest.raises(FormatError, match="no record has a labelled step"):
+        read_step_labels(path)

@@ -77,3 +77,23 @@ def test_published_prms_load_by_their_convention(tmp_path):
         rewards = scorer.score(prompts, steps)
         assert [len(r) for r in rewards] == [len(s) for s in steps] and all(np.all((r > 0) & (r < 1)) for r in rewards)
     assert scorer_artifacts.scorer_tags("p0", sources)["prmlab.prm_run"] == f"math-shepherd:{tmp_path / 'math-shepherd'}"
+
+
+def test_a_label_file_is_checked_and_made_absolute_before_any_kernel(mlflow_store, tmp_path, monkeypatch, capsys):
+    from prmlab.prm.formats import StepwiseRecord, write_stepwise_jsonl
+    from prmlab.prm.train import label_sources
+
+    monkeypatch.chdir(tmp_path)
+    write_stepwise_jsonl([StepwiseRecord("Q: 1 +2\n", ["1+2=3", "A: 3"], [1.0, 1.0])], tmp_path / "labels.jsonl")
+    (tmp_path / "odd.jsonl").write_text('{"text": "Q"}\n')
+    plan = runner.plan("01", "tiny", {"label_file": "labels.jsonl", "scorers": "m=prmlab:."})
+    assert plan.parameters["label_file"] == str(tmp_path / "labels.jsonl")
+    assert plan.parameters["scorers"] == f"m=prmlab:{tmp_path}"  # a relative path means the caller's directory
+    for args, says in [(["run", "01", "-p", "label_file", "missing.jsonl"], "parameter 'label_file': no such file"),
+                       (["run", "01", "-p", "label_file", "odd.jsonl"], "odd.jsonl line 1: cannot tell the format"),
+                       (["run", "01", "-p", "label_format", "trl"], "unknown label_format 'trl'; valid choices: auto, ")]:
+        assert main(args) == 2, args
+        assert says in capsys.readouterr().err, args
+    assert label_sources("mc-hard", "mc-hard", True, has_file=True) == ["mc-hard", "file"]
+    with pytest.raises(ValueError, match="label source 'file' needs label_file"):
+        label_sources("oracle", "file", True)

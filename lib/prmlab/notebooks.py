@@ -156,6 +156,11 @@ class Scorers(Choices):
     """Step scorers in `prmlab.scorer_spec`'s syntax: ``values`` are prmlab's own names; a published PRM
     is ``CONVENTION:PATH`` (its convention known, its local path present)."""
 
+    def resolve(self, value):
+        from .scorer_spec import resolve_paths
+
+        return resolve_paths(value) if isinstance(value, str) else value
+
     def check(self, name: str, value) -> None:
         from .scorer_spec import check_scorers
 
@@ -168,13 +173,34 @@ class Scorers(Choices):
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A path parameter: empty, or a file that exists, which ``reader`` (a library function ``module:name``,
+    e.g. a format detector) can open. ``resolve`` makes a relative path absolute from where the command runs:
+    the kernel runs in notebooks/."""
+
+    reader: str | None = None
+
+    def resolve(self, value):
+        return str(Path(value).expanduser().resolve()) if isinstance(value, str) and value else value
+
+    def check(self, name: str, value) -> None:
+        if not isinstance(value, str) or not value:
+            return
+        if not Path(value).expanduser().is_file():
+            raise ValueError(f"parameter {name!r}: no such file {value!r}")
+        if self.reader is not None:
+            module, function = self.reader.split(":")
+            getattr(importlib.import_module(module), function)(Path(value).expanduser())
+
+
+@dataclass(frozen=True)
 class Param:
     """One parameter of a notebook, as its parameters cell writes it: ``name = default  # help``."""
 
     name: str
     default: object  # its type is the parameter's type
     help: str  # the comment on the parameter's line of the cell, word for word
-    allowed: Range | Choices | None = None  # checked before any kernel starts
+    allowed: Range | Choices | DataFile | None = None  # checked before any kernel starts
     to: str | tuple[str, ...] = ()  # the library config fields it sets ("RLConfig.steps"; `prmlab.studies.config`)
 
     @property
@@ -183,14 +209,17 @@ class Param:
 
     def check(self, value) -> None:
         """``ValueError`` when ``value`` is outside the parameter's range or choices."""
-        if isinstance(self.allowed, Range) and value not in self.allowed:
-            raise ValueError(f"parameter {self.name!r} must lie in {self.allowed}; got {value!r}")
-        if isinstance(self.allowed, Choices):
+        if isinstance(self.allowed, Range):
+            if value not in self.allowed:
+                raise ValueError(f"parameter {self.name!r} must lie in {self.allowed}; got {value!r}")
+        elif self.allowed is not None:
             self.allowed.check(self.name, value)
 
     def parse(self, raw: str):
-        """A command-line value, converted to the type of the default and checked."""
+        """A command-line value, converted to the type of the default (local paths made absolute) and checked."""
         value = parse_value(self.name, raw, self.default)
+        if hasattr(self.allowed, "resolve"):
+            value = self.allowed.resolve(value)
         self.check(value)
         return value
 

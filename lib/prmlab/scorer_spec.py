@@ -68,6 +68,21 @@ def parse_scorers(text: str) -> list[ScorerSpec]:
     return specs
 
 
+def resolve_paths(text: str) -> str:
+    """``text`` with every published PRM's local path made absolute (from where the command runs: the
+    kernel runs in notebooks/); names and hub names unchanged."""
+    out = []
+    for item in text.split(","):
+        s = parse_scorer(item) if item.strip() else None
+        if s is None or not s.published or not s.path or not is_local(s.path):
+            out.append(item)
+            continue
+        path = str(Path(os.path.expanduser(s.path)).resolve())
+        label = "" if parse_scorer(f"{s.convention}:{path}").name == s.name else f"{s.name}="
+        out.append(f"{label}{s.convention}:{path}")
+    return ",".join(out)
+
+
 def is_local(path: str) -> bool:
     """Whether ``path`` means a local path (and so must exist) rather than a hub name ``ORG/NAME``."""
     return Path(os.path.expanduser(path)).exists() or not HUB_NAME.match(path)

@@ -15,7 +15,8 @@ import importlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .notebooks import (AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE, Choices, Param, Range, Scorers, cell_parameters,
+from .notebooks import (AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE, Choices, DataFile, Param, Range, Scorers,
+                        cell_parameters,
                         library_constant)
 
 
@@ -31,10 +32,9 @@ def list_of(constant: str, required: bool = False) -> Choices:
 
 def prm_artifacts() -> tuple[str, ...]:
     """The PRMs notebook 01 can log: 'prm' (its main one), 'prm_<labels>' and 'orm'."""
-    from .prm.labels import LABEL_SOURCES
-    from .prm.train import artifact_name, model_name
+    from .prm.train import TRAIN_LABELS, artifact_name, model_name
 
-    return ("prm", *(artifact_name(model_name(source), main="") for source in LABEL_SOURCES))
+    return ("prm", *(artifact_name(model_name(source), main="") for source in TRAIN_LABELS))
 
 
 def step_scorers() -> tuple[str, ...]:
@@ -179,9 +179,14 @@ PRM_TRAINING = Study("01_prm_training", (
     Param("mc_n", 8, "Monte Carlo completions per step prefix (quality is also reported for every power of 2 below)",
           AT_LEAST_1),
     Param("label_source", "mc-hard", "labels of the PRM logged as 'prm' for later notebooks: oracle | mc-hard | "
-          "mc-soft", one_of("prmlab.prm.labels:LABEL_SOURCES")),
+          "mc-soft | file (label_file's)", one_of("prmlab.prm.train:TRAIN_LABELS")),
     Param("train_labels", "oracle,mc-hard,mc-soft", "label sources to train a PRM on (comma-separated), for "
-          "comparison", list_of("prmlab.prm.labels:LABEL_SOURCES")),
+          "comparison", list_of("prmlab.prm.train:TRAIN_LABELS")),
+    Param("label_file", "", "step labels from a file: a PRM800K, Math-Shepherd or prmlab step-wise file (.jsonl or "
+          ".json) that trains the PRM 'PRM-file' (logged as prm_file); empty: none",
+          DataFile("prmlab.prm.formats:detect_format")),
+    Param("label_format", "auto", "format of label_file: auto (from its fields) | prm800k | math-shepherd | prmlab",
+          one_of("prmlab.prm.formats:FORMAT_CHOICES")),
     Param("lora", False, "train LoRA adapters instead of the full backbone"),
     Param("lora_r", 8, "LoRA rank", AT_LEAST_0),
     Param("prm_backbone", "clean", "what the PRMs are copied from: policy (notebook 00's) | clean (a fresh LM of its "

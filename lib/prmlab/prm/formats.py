@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from ..choices import check_choice
+
 MATH_SHEPHERD_TAG = "ки"
 
 
@@ -524,3 +526,37 @@ def stepwise_to_processbench(record: StepwiseRecord, id: str | int | None = None
         final_answer_correct=meta.pop("final_answer_correct", None),
         meta=meta,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Step-labelled training data from a file, its format named or detected
+# --------------------------------------------------------------------------------------------------
+
+STEP_LABEL_FORMATS = ("prm800k", "math-shepherd", "prmlab")  # "prmlab": the step-wise file above (TRL's layout)
+FORMAT_CHOICES = ("auto", *STEP_LABEL_FORMATS)
+_READERS = {"prm800k": read_prm800k_jsonl, "math-shepherd": read_math_shepherd_jsonl, "prmlab": read_stepwise_jsonl}
+_SIGNATURES = {"prm800k": ("question", "label"), "math-shepherd": ("input", "label"),
+               "prmlab": ("prompt", "completions", "labels")}
+
+
+def detect_format(path) -> str:
+    """The step-label format of ``path`` from the fields of its first record (``STEP_LABEL_FORMATS``)."""
+    for where, obj in _iter_objects(path):
+        found = [f for f, fields in _SIGNATURES.items() if all(k in obj for k in fields)]
+        if len(found) == 1:
+            return found[0]
+        expected = "; ".join(f"{f}: {', '.join(fields)}" for f, fields in _SIGNATURES.items())
+        raise FormatError(f"{where}: cannot tell the format from its fields {sorted(obj)} (expected {expected}); "
+                          "name the format")
+    raise FormatError(f"{path}: has no records")
+
+
+def read_step_labels(path, format: str = "auto") -> list[StepwiseRecord]:
+    """The records of a PRM800K, Math-Shepherd or prmlab step-wise file (``format``: one of
+    ``STEP_LABEL_FORMATS``, or "auto": `detect_format`). Records without a labelled step (a PRM800K
+    solution whose first step was never rated) are dropped; a file with none left is an error."""
+    fmt = detect_format(path) if format == "auto" else check_choice(format, STEP_LABEL_FORMATS, "step-label format")
+    records = [r for r in _READERS[fmt](path) if r.completions]
+    if not records:
+        raise FormatError(f"{path}: no record has a labelled step")
+    return records

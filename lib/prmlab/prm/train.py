@@ -33,6 +33,7 @@ from ..metrics import auroc, step_accuracy
 from ..models import unwrap
 from ..schedules import lr_at
 from .formats import StepwiseRecord
+from .labels import LABEL_SOURCES
 from .model import PRMConfig, ProcessRewardModel, prm_loss
 
 TARGETS = ("prm", "orm")
@@ -167,12 +168,19 @@ def evaluate_prm(prm: ProcessRewardModel, records: list[StepwiseRecord], batch_s
 # Notebook 01's models: one PRM per label source and an ORM, trained alike.
 
 
-def label_sources(train_labels: str, main: str, has_oracle: bool) -> list[str]:
+FILE = "file"  # the label source of the PRM trained on a file of step labels (01's label_file)
+TRAIN_LABELS = (*LABEL_SOURCES, FILE)
+
+
+def label_sources(train_labels: str, main: str, has_oracle: bool, has_file: bool = False) -> list[str]:
     """The label sources to train a PRM on: the comma-separated ``train_labels``, then ``main`` if
-    missing; without a step oracle there are no oracle labels."""
+    missing, then ``file`` if there is a label file; without a step oracle there are no oracle labels."""
     sources = [s.strip() for s in train_labels.split(",") if s.strip()]
-    if main not in sources:
-        sources.append(main)
+    for extra in (main, FILE if has_file else None):
+        if extra is not None and extra not in sources:
+            sources.append(extra)
+    if FILE in sources and not has_file:
+        raise ValueError("label source 'file' needs label_file: a PRM800K, Math-Shepherd or prmlab step-wise file")
     return [s for s in sources if s != "oracle"] if not has_oracle else sources
 
 
@@ -219,10 +227,11 @@ def untrained_model(backbone, tokenizer, prm_config: PRMConfig) -> ProcessReward
 
 
 def train_models(backbone, tokenizer, label_set, sources: list[str], prm_config: PRMConfig, cfg: PRMTrainConfig,
-                 log=None, progress: bool = True) -> tuple[dict, dict]:
+                 log=None, progress: bool = True, file_records: list | None = None) -> tuple[dict, dict]:
     """A PRM per label source in ``sources`` and an ORM on outcome labels, each a fresh copy of
     ``backbone`` (the policy, or `prmlab.prm.backbone.clean_backbone`) built by ``prm_config`` and
-    trained by ``cfg`` (its ``target`` set per model).
+    trained by ``cfg`` (its ``target`` set per model). The source ``file`` trains on ``file_records``
+    (`prmlab.prm.formats.read_step_labels`), the others on ``label_set``'s sampled solutions.
 
     Returns ``(models, histories)`` keyed by ``model_name``; ``log(metrics, step)`` receives each
     model's metrics as ``train/<name>/...``."""
@@ -232,7 +241,7 @@ def train_models(backbone, tokenizer, label_set, sources: list[str], prm_config:
         config = replace(prm_config, extra={**prm_config.extra, "labels": source})
         model = ProcessRewardModel.from_policy(backbone, tokenizer, config)
         named_log = None if log is None else (lambda m, step, name=name: log(model_metrics(m, name), step))
-        histories[name] = train_prm(model, label_set.records(source), replace(cfg, target=target), log=named_log,
-                                    progress=progress)
+        records = file_records if source == FILE else label_set.records(source)
+        histories[name] = train_prm(model, records, replace(cfg, target=target), log=named_log, progress=progress)
         models[name] = model.eval()
     return models, histories
