@@ -271,6 +271,47 @@ def test_02_and_04_take_published_prms_through_their_parameter(module_store, tmp
     assert run.data.tags["prmlab.scorer.shepherd"] == f"math-shepherd:{shepherd}"
 
 
+def write_data_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A PRM800K file of step labels and a ProcessBench file (subsets gsm8k and math) on the arithmetic task:
+    reference solutions, and copies with one step's value off by one (the oracle says where the error is)."""
+    from prmlab.prm.formats import ProcessBenchRecord, StepwiseRecord, write_prm800k_jsonl, write_processbench_jsonl
+    from prmlab.tasks.arith import ArithTask
+
+    task, solutions = ArithTask(n_train=16, n_eval=0, seed=5), []
+    for i, p in enumerate(task.train):
+        steps = p.reference_steps()
+        if i % 2:
+            k = i % (len(steps) - 1)
+            left, value = steps[k].split("=")
+            steps = steps[:k] + [f"{left}={int(value) + 1}"] + steps[k + 1:]
+        solutions.append((p, steps, task.judge(p, steps).first_error))
+    write_prm800k_jsonl([StepwiseRecord(p.prompt, s, [float(fe == -1 or j < fe) for j in range(len(s))])
+                         for p, s, fe in solutions[:8]], tmp_path / "labels.jsonl")
+    write_processbench_jsonl([ProcessBenchRecord(f"{'gsm8k' if i < 4 else 'math'}-{i}", p.prompt, s, fe)
+                              for i, (p, s, fe) in enumerate(solutions[8:])], tmp_path / "processbench.jsonl")
+    return tmp_path / "labels.jsonl", tmp_path / "processbench.jsonl"
+
+
+def test_01_trains_on_a_label_file_and_judges_published_prms_on_processbench(module_store, tmp_path):
+    """01 with a PRM800K file of step labels (the PRM 'PRM-file'), a published PRM's stand-in judged beside its
+    models, and a ProcessBench file scored per subset by the authors' rules."""
+    from stand_ins import save_stand_in
+
+    labels, bench = write_data_files(tmp_path)
+    qwen = save_stand_in("qwen-prm", tmp_path / "qwen-prm")
+    run = run_smoke("01", tmp_path, "-p", "label_file", str(labels), "-p", "train_labels", "oracle", "-p", "real_text",
+                    "false", "-p", "scorers", f"qwen-prm:{qwen}", "-p", "processbench_file", str(bench))
+    m, tags = run.data.metrics, run.data.tags
+    assert "train/PRM-file/loss" in m and "prm_file" in logged(run) and "eval/PRM-file/step_accuracy" in m
+    assert "eval/qwen-prm/step_accuracy" in m and "bon/qwen-prm/min" in m and tags["prmlab.scorer.qwen-prm"] == f"qwen-prm:{qwen}"
+    for scorer in ("PRM-file", "PRM-mc-hard", "qwen-prm"):
+        for subset in ("gsm8k", "math"):
+            assert f"processbench/{scorer}/{subset}/f1" in m and m[f"processbench/{scorer}/{subset}/n_error"] == 2
+    assert tags["prmlab.processbench.rule.qwen-prm"].startswith("argmax")
+    assert "chosen by F1 on the gsm8k subset" in tags["prmlab.processbench.rule.PRM-file"]
+    assert "processbench.json" in logged(run)
+
+
 PAPER_SMALL = {
     "00": ["-p", "n_eval", "3", "-p", "max_k", "2", "-p", "max_new_tokens", "16", "-p", "sample_batch", "8",
            "-p", "explorer_samples", "2"],

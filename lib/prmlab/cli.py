@@ -178,6 +178,33 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_processbench(args) -> int:
+    """A scorer on ProcessBench files, per subset, as ProcessBench's code scores it; one MLflow run."""
+    from . import scorer_artifacts
+    from .prm import processbench
+    from .scorer_spec import check_scorers
+
+    processbench.parse_rule(args.threshold)  # everything is checked before a model loads
+    check_scorers(args.scorer, (*studies.prm_artifacts(), "implicit"), "scorer")
+    subsets = processbench.read_subsets(args.data)
+    scorers, sources = scorer_artifacts.load_step_scorers(args.scorer, None, [], None, args.profile, args.prm_run_id)
+    run = tracking.Run(tracking.create_run("processbench", args.profile, 0, tags={
+        "mlflow.source.name": "prmlab processbench", **{f"{tracking.TAG_PREFIX}scorer.{k}": v for k, v in sources.items()}}))
+    try:
+        run.log_params({"scorer": args.scorer, "data": ",".join(args.data), "threshold": args.threshold,
+                        "choose_on": args.choose_on, "profile": args.profile})
+        results = processbench.judge_scorers(scorers, subsets, args.threshold, args.choose_on)
+        processbench.log(run, results)
+    except BaseException as e:
+        run.set_tags({f"{tracking.TAG_PREFIX}error": f"{type(e).__name__}: {e}"[:500]})
+        run.finish("FAILED")
+        raise
+    run.finish()
+    print("\n".join(processbench.lines(results)))
+    print(f"run_id: {run.id}\ntracking: {tracking.tracking_uri()}")
+    return 0
+
+
 def mlflow_ui_command(host: str, port: int) -> list[str]:
     """The MLflow server over the project's store (the same one the notebooks log to), as prmlab's app:
     MLflow's, opening in its "Model training" view (see prmlab.mlflow_app)."""
@@ -228,6 +255,7 @@ EXAMPLES = """examples:
   prmlab run 00                                      the base policy on the tiny profile (about 5 minutes)
   prmlab run 00 --profile smoke -p seed 3            a quick check with another seed
   prmlab sweep 00 -g mistake_rate=0.2,0.3 --seeds 2  a grid of runs, compared in `prmlab ui`
+  prmlab processbench qwen-prm:Qwen/Qwen2.5-Math-PRM-7B --data gsm8k.jsonl --data math.jsonl
 """
 
 
@@ -283,6 +311,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file (default reports/summary-<profile>.html)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("processbench", help="a PRM on ProcessBench files, scored per subset as its authors do",
+                       description="Judge a step scorer on ProcessBench-format files (.jsonl or .json; the subset of "
+                                   "a record is its id's prefix, gsm8k-0 -> gsm8k, else the file's name): per subset "
+                                   "the error accuracy, the correct accuracy and their F1, and their mean F1, logged "
+                                   "as one run of the MLflow experiment 'processbench'.")
+    p.add_argument("scorer", help="CONVENTION:PATH (a published PRM: math-shepherd | qwen-prm | token-classification | "
+                                  "prmlab, by hub name or local path) or a PRM of notebook 01 (prm, prm_oracle, ...) "
+                                  "or implicit; comma-separated for several")
+    p.add_argument("--data", action="append", required=True, metavar="FILE", help="a ProcessBench file (repeatable)")
+    p.add_argument("--threshold", default="auto",
+                   help="auto (default: argmax for two-class PRMs, else f1) | argmax (a step is right when P(good) > "
+                        "0.5) | f1 (the threshold with the best F1 on --choose-on, applied to every subset) | a number")
+    p.add_argument("--choose-on", default="gsm8k", help="the subset the f1 rule chooses its threshold on (default gsm8k)")
+    p.add_argument("--profile", default="tiny", choices=PROFILES, help="profile of the 01 run a PRM name loads from")
+    p.add_argument("--prm-run-id", default=None, help="the 01 run a PRM name loads from (default: the latest)")
+    p.set_defaults(func=cmd_processbench)
+
     p = sub.add_parser("ui", help="MLflow UI over the project's tracking store",
                        description="Serve the MLflow UI over the store the notebooks log to ($MLFLOW_TRACKING_URI, "
                                    "else runs/mlflow.db); stop it with Ctrl-C.")
@@ -303,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The commands that read or write the store: each first ends the runs whose process died without a word.
-STORE_COMMANDS = ("run", "sweep", "notebooks", "report", "ui")
+STORE_COMMANDS = ("run", "sweep", "notebooks", "report", "ui", "processbench")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,6 +172,25 @@ class Scorers(Choices):
         check_scorers(value, self.values(), name, many=self.many)
 
 
+def _function(path: str):
+    """The library function ``module:name``, imported when a value is checked."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Values a library function ``module:name`` accepts: it raises ``ValueError`` saying what it takes."""
+
+    function: str
+
+    def check(self, name: str, value) -> None:
+        try:
+            _function(self.function)(value)
+        except ValueError as e:
+            raise ValueError(f"parameter {name!r}: {e}") from None
+
+
 @dataclass(frozen=True)
 class DataFile:
     """A path parameter: empty, or a file that exists, which ``reader`` (a library function ``module:name``,
@@ -189,8 +208,7 @@ class DataFile:
         if not Path(value).expanduser().is_file():
             raise ValueError(f"parameter {name!r}: no such file {value!r}")
         if self.reader is not None:
-            module, function = self.reader.split(":")
-            getattr(importlib.import_module(module), function)(Path(value).expanduser())
+            _function(self.reader)(Path(value).expanduser())
 
 
 @dataclass(frozen=True)
@@ -200,7 +218,7 @@ class Param:
     name: str
     default: object  # its type is the parameter's type
     help: str  # the comment on the parameter's line of the cell, word for word
-    allowed: Range | Choices | DataFile | None = None  # checked before any kernel starts
+    allowed: Range | Choices | Checked | DataFile | None = None  # checked before any kernel starts
     to: str | tuple[str, ...] = ()  # the library config fields it sets ("RLConfig.steps"; `prmlab.studies.config`)
 
     @property

@@ -15,9 +15,8 @@ import importlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .notebooks import (AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE, Choices, DataFile, Param, Range, Scorers,
-                        cell_parameters,
-                        library_constant)
+from .notebooks import (AT_LEAST_0, AT_LEAST_1, POSITIVE, SHARE, Checked, Choices, DataFile, Param, Range, Scorers,
+                        cell_parameters, library_constant)
 
 
 def one_of(constant: str) -> Choices:
@@ -206,6 +205,12 @@ PRM_TRAINING = Study("01_prm_training", (
     Param("scorers", "", "more step scorers judged beside this run's models (comma-separated): published PRMs, "
           "CONVENTION:PATH (README: Bring your own PRM), and/or oracle, likelihood, implicit or a PRM of 01's latest run",
           Scorers(step_scorers, many=True)),
+    Param("processbench_file", "", "a ProcessBench file (.jsonl or .json; a record's subset is its id's prefix, gsm8k-0 -> "
+          "gsm8k) on which this run's PRMs and scorers are judged as ProcessBench's code judges them; empty: skip",
+          DataFile("prmlab.prm.processbench:read_subsets")),
+    Param("processbench_threshold", "auto", "its rule: auto (argmax for two-class published PRMs, else f1), argmax, "
+          "f1 (the threshold with the best F1 on the gsm8k subset, applied to every subset) or a number",
+          Checked("prmlab.prm.processbench:parse_rule")),
     Param("eval_split", "eval", "eval: the held-out eval split (report here) | dev: training problems not used for "
           "labels (choose settings here)", one_of("prmlab.prm.train:EVAL_SPLITS")),
     Param("bon_max_n", 64, "largest N of best-of-N (samples per eval problem)", AT_LEAST_1),
