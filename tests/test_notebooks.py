@@ -242,108 +242,85 @@ def test_04_smc_decoding(module_store, tmp_path):
     assert out.count("worth its tokens") == 3
 
 
-def run_smoke(number: str, cwd: Path, *params: str):
-    """``prmlab run NUMBER --profile smoke`` with ``-p`` pairs ``params``; the finished run."""
-    res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "smoke", *params],
-                         capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
-    return tracking.client().get_run(run_id)
-
-
-def test_02_and_04_take_published_prms_through_their_parameter(module_store, tmp_path):
-    """Tiny local stand-ins of published PRMs chosen as CONVENTION:PATH: PURE's convention (token
-    classification) rewards 02's PRM arm; a Qwen2.5-Math-PRM-style one and a Math-Shepherd-style one search in 04."""
-    from stand_ins import save_stand_in
-
-    pure = save_stand_in("token-classification", tmp_path / "pure-prm")
-    run = run_smoke("02", tmp_path, "-p", "prm_name", f"token-classification:{pure}", "-p", "arms", "prm-min",
-                    "-p", "rl_steps", "2")
-    arm = nested_runs(run)["prm-min · seed 0"]
-    assert "reward/prm_mean" in arm.data.metrics and "eval/accuracy" in arm.data.metrics
-    assert run.data.tags["prmlab.prm_run"] == f"token-classification:{pure}"
-    qwen, shepherd = save_stand_in("qwen-prm", tmp_path / "qwen-prm"), save_stand_in("math-shepherd", tmp_path / "ms")
-    run = run_smoke("04", tmp_path, "-p", "scorers", f"qwen-prm:{qwen},shepherd=math-shepherd:{shepherd}",
-                    "-p", "n_problems", "2", "-p", "max_n", "2", "-p", "sensitivity_n", "2", "-p", "tau_grid", "1",
-                    "-p", "genealogy_particles", "2", "-p", "likelihood_methods", "", "-p", "baseline_temperatures", "")
-    m = run.data.metrics
-    assert {"acc/smc/qwen-prm", "acc/beam_search/qwen-prm", "acc/smc/shepherd", "acc/best_of_n/shepherd"} <= set(m)
-    assert run.data.tags["prmlab.scorer.shepherd"] == f"math-shepherd:{shepherd}"
-
-
-def write_data_files(tmp_path: Path) -> tuple[Path, Path]:
-    """A PRM800K file of step labels and a ProcessBench file (subsets gsm8k and math) on the arithmetic task:
-    reference solutions, and copies with one step's value off by one (the oracle says where the error is)."""
-    from prmlab.prm.formats import ProcessBenchRecord, StepwiseRecord, write_prm800k_jsonl, write_processbench_jsonl
-    from prmlab.tasks.arith import ArithTask
-
-    task, solutions = ArithTask(n_train=16, n_eval=0, seed=5), []
-    for i, p in enumerate(task.train):
-        steps = p.reference_steps()
-        if i % 2:
-            k = i % (len(steps) - 1)
-            left, value = steps[k].split("=")
-            steps = steps[:k] + [f"{left}={int(value) + 1}"] + steps[k + 1:]
-        solutions.append((p, steps, task.judge(p, steps).first_error))
-    write_prm800k_jsonl([StepwiseRecord(p.prompt, s, [float(fe == -1 or j < fe) for j in range(len(s))])
-                         for p, s, fe in solutions[:8]], tmp_path / "labels.jsonl")
-    write_processbench_jsonl([ProcessBenchRecord(f"{'gsm8k' if i < 4 else 'math'}-{i}", p.prompt, s, fe)
-                              for i, (p, s, fe) in enumerate(solutions[8:])], tmp_path / "processbench.jsonl")
-    return tmp_path / "labels.jsonl", tmp_path / "processbench.jsonl"
-
-
-def test_01_trains_on_a_label_file_and_judges_published_prms_on_processbench(module_store, tmp_path):
-    """01 with a PRM800K file of step labels (the PRM 'PRM-file'), a published PRM's stand-in judged beside its
-    models, and a ProcessBench file scored per subset by the authors' rules."""
-    from stand_ins import save_stand_in
-
-    labels, bench = write_data_files(tmp_path)
-    qwen = save_stand_in("qwen-prm", tmp_path / "qwen-prm")
-    run = run_smoke("01", tmp_path, "-p", "label_file", str(labels), "-p", "train_labels", "oracle", "-p", "real_text",
-                    "false", "-p", "scorers", f"qwen-prm:{qwen}", "-p", "processbench_file", str(bench))
-    m, tags = run.data.metrics, run.data.tags
-    assert "train/PRM-file/loss" in m and "prm_file" in logged(run) and "eval/PRM-file/step_accuracy" in m
-    assert "eval/qwen-prm/step_accuracy" in m and "bon/qwen-prm/min" in m and tags["prmlab.scorer.qwen-prm"] == f"qwen-prm:{qwen}"
-    for scorer in ("PRM-file", "PRM-mc-hard", "qwen-prm"):
-        for subset in ("gsm8k", "math"):
-            assert f"processbench/{scorer}/{subset}/f1" in m and m[f"processbench/{scorer}/{subset}/n_error"] == 2
-    assert tags["prmlab.processbench.rule.qwen-prm"].startswith("argmax")
-    assert "chosen by F1 on the gsm8k subset" in tags["prmlab.processbench.rule.PRM-file"]
-    assert "processbench.json" in logged(run)
-
-
 PAPER_SMALL = {
     "00": ["-p", "n_eval", "3", "-p", "max_k", "2", "-p", "max_new_tokens", "16", "-p", "sample_batch", "8",
            "-p", "explorer_samples", "2"],
     "01": ["-p", "n_label_problems", "2", "-p", "n_per_problem", "2", "-p", "mc_n", "2", "-p", "prm_steps", "2",
            "-p", "prm_batch", "2", "-p", "n_eval", "2", "-p", "bon_max_n", "2", "-p", "real_text", "false",
            "-p", "max_new_tokens", "16", "-p", "sample_batch", "8", "-p", "explorer_samples", "1"],
+    "02": ["-p", "arms", "verifiable,prm-min", "-p", "rl_steps", "1", "-p", "prompts_per_step", "2", "-p", "k", "2",
+           "-p", "max_new_tokens", "16", "-p", "minibatch_size", "4", "-p", "lora_r", "4", "-p", "n_eval", "2",
+           "-p", "eval_every", "1", "-p", "eval_samples", "1", "-p", "explorer_samples", "1"],
+    "03": ["-p", "rl_steps", "1", "-p", "prompts_per_step", "2", "-p", "k", "2", "-p", "max_new_tokens", "16",
+           "-p", "n_eval", "2", "-p", "eval_every", "1", "-p", "eval_samples", "1", "-p", "quality_problems", "2",
+           "-p", "quality_samples", "2", "-p", "filter_low", "0", "-p", "filter_high", "1"],
     "04": ["-p", "n_problems", "2", "-p", "max_n", "2", "-p", "beam_m", "2", "-p", "repetitions", "1",
            "-p", "sensitivity_n", "2", "-p", "tau_grid", "1", "-p", "genealogy_particles", "2",
            "-p", "max_new_tokens", "16"],
 }
 
 
+def write_real_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A Math-Shepherd file of step labels and a ProcessBench file (subsets gsm8k and math) of word problems."""
+    from prmlab.prm.formats import ProcessBenchRecord, StepwiseRecord, write_math_shepherd_jsonl, write_processbench_jsonl
+
+    steps = ["Step 1: She has 3 + 4 = 7 apples.", "Step 2: She eats 2, so 7 - 2 = 5 are left.", "Step 3: The answer is 5."]
+    wrong = [steps[0], "Step 2: She eats 2, so 7 - 2 = 4 are left.", "Step 3: The answer is 4."]
+    question = "Ann has 3 apples and buys 4. She eats 2. How many are left?"
+    write_math_shepherd_jsonl([StepwiseRecord(question, steps, [1.0, 1.0, 1.0]),
+                               StepwiseRecord(question, wrong, [1.0, 0.0, 0.0])], tmp_path / "shepherd.jsonl")
+    write_processbench_jsonl([ProcessBenchRecord(f"{subset}-{i}", question, s, label) for subset in ("gsm8k", "math")
+                              for i, (s, label) in enumerate([(steps, -1), (wrong, 1), (steps, -1), (wrong, 1)])],
+                             tmp_path / "processbench.jsonl")
+    return tmp_path / "shepherd.jsonl", tmp_path / "processbench.jsonl"
+
+
 def test_paper_profile_path_runs_on_a_local_model(tmp_path, monkeypatch, char_tokenizer):
     """The paper profile's code path (a pretrained model by path, GSM8K, graded answers, LoRA PRM on
-    Monte Carlo labels, no step oracle) end to end on CPU, with a tiny local model standing in for the
-    hub model and sizes cut to seconds."""
+    Monte Carlo labels, no step oracle) end to end on CPU, every notebook, with tiny local models standing
+    in for the hub's policy and for one published PRM per convention, files of step labels and of
+    ProcessBench written here, and sizes cut to seconds."""
     from prmlab.models import PolicyConfig, build_policy, save_pretrained
+    from stand_ins import save_stand_in
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     (tmp_path / "store").mkdir()
     model_dir = tmp_path / "local-model"
     save_pretrained(build_policy(char_tokenizer, PolicyConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=2,
                                                               intermediate_size=64)), char_tokenizer, model_dir)
+    prms = {c: save_stand_in(c, tmp_path / c) for c in ("math-shepherd", "qwen-prm", "token-classification")}
+    labels, bench = write_real_files(tmp_path)
+    extra = {"00": ["-p", "policy", str(model_dir)],
+             "01": ["-p", "label_file", str(labels), "-p", "scorers", f"math-shepherd:{prms['math-shepherd']}",
+                    "-p", "processbench_file", str(bench)],
+             "02": ["-p", "prm_name", f"token-classification:{prms['token-classification']}"],
+             "04": ["-p", "scorers", f"prm,qwen-prm:{prms['qwen-prm']},mine=prmlab:{tmp_path / 'prm_file'}"]}
     runs = {}
-    for number in ("00", "01", "04"):
-        extra = ["-p", "policy", str(model_dir)] if number == "00" else []
-        res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "paper", *extra, *PAPER_SMALL[number]],
+    for number in ("00", "01", "02", "03", "04"):
+        if number == "04":  # 01's PRM trained on the file, saved as a local prmlab PRM
+            artifacts.load_model("01_prm_training", "prm_file", kind="prm", profile="paper", device="cpu")[0].save(
+                tmp_path / "prm_file")
+        res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "paper",
+                              *extra.get(number, []), *PAPER_SMALL[number]],
                              capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=600)
         assert res.returncode == 0, res.stdout + res.stderr
         run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
         runs[number] = tracking.client().get_run(run_id)
     assert runs["00"].data.params["dataset"] == "gsm8k" and "eval/pass_at_1" in runs["00"].data.metrics
     assert "eval/first_error/none" not in runs["00"].data.metrics  # no oracle on real data
-    assert runs["01"].data.params["lora"] == "true" and "headline/prm_best_of_n" in runs["01"].data.metrics
-    assert "acc/smc/prm" in runs["04"].data.metrics
+    m, tags = runs["01"].data.metrics, runs["01"].data.tags
+    assert runs["01"].data.params["lora"] == "true" and "headline/prm_best_of_n" in m
+    assert "train/PRM-file/loss" in m and "prm_file" in logged(runs["01"])  # the PRM of the label file
+    assert "bon/math-shepherd/min" in m and tags["prmlab.scorer.math-shepherd"] == f"math-shepherd:{prms['math-shepherd']}"
+    for scorer in ("PRM-file", "PRM-mc-hard", "math-shepherd"):  # ProcessBench per subset, by its authors' rules
+        for subset in ("gsm8k", "math"):
+            assert f"processbench/{scorer}/{subset}/f1" in m and m[f"processbench/{scorer}/{subset}/n_error"] == 2
+    assert tags["prmlab.processbench.rule.math-shepherd"].startswith("argmax")
+    assert "chosen by F1 on the gsm8k subset" in tags["prmlab.processbench.rule.PRM-file"]
+    assert "processbench.json" in logged(runs["01"])
+    arms = nested_runs(runs["02"])  # PURE's convention rewards the PRM arm
+    assert "reward/prm_mean" in arms["prm-min · seed 0"].data.metrics and "eval/accuracy" in arms["verifiable · seed 0"].data.metrics
+    assert runs["02"].data.tags["prmlab.prm_run"] == f"token-classification:{prms['token-classification']}"
+    assert "eval/accuracy" in nested_runs(runs["03"])["prime · seed 0"].data.metrics
+    assert {"acc/smc/prm", "acc/smc/qwen-prm", "acc/beam_search/qwen-prm", "acc/best_of_n/mine"} <= set(runs["04"].data.metrics)
+    assert runs["04"].data.tags["prmlab.scorer.mine"] == f"prmlab:{tmp_path / 'prm_file'}"
