@@ -1,6 +1,8 @@
 """One API to log and load models of every kind through MLflow: round trips keep what was logged, and
 each way of asking for something that is not there gets an error that says what to do."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +35,31 @@ def test_a_policy_round_trip_keeps_its_outputs_and_config(mlflow_store, tiny_pol
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, tiny_policy(ids).logits)
     assert read_extra(artifacts.download(found, "policy")) == {"sft": {"steps": 3}}
+
+
+def test_an_untrained_pretrained_policy_is_logged_by_reference(mlflow_store, tiny_policy, char_tokenizer, tmp_path,
+                                                               monkeypatch):
+    from prmlab.models import save_pretrained
+
+    save_pretrained(tiny_policy, char_tokenizer, tmp_path / "hub" / "tiny")
+    monkeypatch.chdir(tmp_path)  # a relative path is recorded absolute: later kernels start elsewhere
+    run = finished_run("00_policy_sft")
+    artifacts.log_model(run, "policy", tiny_policy, kind="policy", tokenizer=char_tokenizer, config={"sft": {"steps": 0}},
+                        pretrained="hub/tiny")
+    run.finish()
+    folder = artifacts.download(tracking.client().get_run(run.id), "policy")
+    assert sorted(p.name for p in folder.iterdir()) == [artifacts.PRETRAINED_FILE, "prmlab.json", artifacts.KIND_FILE]
+    monkeypatch.chdir("/")
+    model, tok, _ = artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="smoke", device="cpu")
+    ids = torch.tensor([char_tokenizer("Q: 1 +2\n").input_ids])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, tiny_policy(ids).logits)
+    assert tok("Q: 1 +2\n").input_ids == ids[0].tolist() and read_extra(folder) == {"sft": {"steps": 0}}
+    shutil.rmtree(tmp_path / "hub")  # the pretrained model is gone: the error says which it was
+    with pytest.raises(OSError, match="logged by reference to the pretrained model .*hub/tiny"):
+        artifacts.load_model("00_policy_sft", "policy", kind="policy", profile="smoke", device="cpu")
+    with pytest.raises(ValueError, match="only a policy"):
+        artifacts.log_model(run, "prm", tiny_policy, kind="prm", pretrained="hub/tiny")
 
 
 def test_load_policy_gives_00s_policy_with_the_task_it_was_trained_on(mlflow_store, tiny_policy, char_tokenizer):

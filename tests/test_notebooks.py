@@ -71,9 +71,9 @@ def printed(nb) -> str:
     return "".join(out.get("text", "") for c in nb.cells for out in c.get("outputs", []) if out.output_type == "stream")
 
 
-def smoke(number: str, cwd: Path):
-    res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "smoke"], capture_output=True,
-                         text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
+def smoke(number: str, cwd: Path, *overrides: str):
+    res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "smoke", *overrides],
+                         capture_output=True, text=True, cwd=cwd, env=os.environ.copy(), timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
     executed = Path(next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("notebook: ")))
@@ -201,22 +201,13 @@ def test_03_prime_implicit(module_store, tmp_path):
     assert "'PRIME learns faster than outcome-only RLOO'" in printed(nb)
 
 
-def test_04_searches_with_the_implicit_prm_of_03(module_store, tmp_path):
-    res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", "04", "--profile", "smoke", "-p", "scorers", "implicit",
-                          "-p", "n_problems", "2", "-p", "max_n", "2", "-p", "sensitivity_n", "2", "-p", "tau_grid", "1",
-                          "-p", "genealogy_particles", "2"], capture_output=True, text=True, cwd=tmp_path,
-                         env=os.environ.copy(), timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))
-    run = tracking.client().get_run(run_id)
-    assert "acc/smc/implicit" in run.data.metrics and "acc/best_of_n/implicit" in run.data.metrics
-    assert run.data.tags["prmlab.scorer.implicit"] == tracking.latest_run("03_prime_implicit", "smoke").info.run_id
-
-
 def test_04_smc_decoding(module_store, tmp_path):
-    run, nb = smoke("04", tmp_path)
+    # the default scorers, and the implicit PRM of 03 (one run: a notebook run costs seconds before its first cell)
+    run, nb = smoke("04", tmp_path, "-p", "scorers", "prm,oracle,likelihood,implicit")
     m = run.data.metrics
     assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "smoke").info.run_id
+    assert "acc/smc/implicit" in m and "acc/best_of_n/implicit" in m
+    assert run.data.tags["prmlab.scorer.implicit"] == tracking.latest_run("03_prime_implicit", "smoke").info.run_id
     for scorer in ("prm", "oracle"):
         for method in ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority"):
             key = f"{method}/{scorer}"
@@ -237,9 +228,9 @@ def test_04_smc_decoding(module_store, tmp_path):
     assert "acc/beam_search/likelihood" not in m and "acc/best_of_n_t0.5/oracle" not in m
     assert static_views(nb)[0] == 6
     out = printed(nb)
-    assert out.count("the headline (SMC needs fewer solutions than best-of-N and beam search)") == 2  # prm, oracle
+    assert out.count("the headline (SMC needs fewer solutions than best-of-N and beam search)") == 3  # prm, oracle, implicit
     assert out.count("the headline (SMC needs fewer solutions than best-of-N)") == 1  # likelihood: no beam search
-    assert out.count("worth its tokens") == 3
+    assert out.count("worth its tokens") == 4
 
 
 PAPER_SMALL = {

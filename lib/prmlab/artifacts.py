@@ -6,7 +6,9 @@ profile (or the run ``run_id``) and says exactly what to do when there is none.
 
 An artifact folder holds the model as its kind saves it, ``prmlab.json`` (the config that produced it,
 read back with ``prmlab.models.read_extra``) and ``prmlab_artifact.json`` (its kind, so that loading a
-PRM as a policy is an error that says so). A new kind of model (e.g. PRIME's implicit PRM) registers
+PRM as a policy is an error that says so). A pretrained policy that 00 did not train is logged by
+reference (``pretrained=``): where it came from, not a copy of its weights (gigabytes for a paper-profile
+model). A new kind of model (e.g. PRIME's implicit PRM) registers
 its save and load functions with ``register_kind``.
 """
 
@@ -24,6 +26,7 @@ from .paths import runs_dir
 
 KIND_FILE = "prmlab_artifact.json"
 CONFIG_FILE = "prmlab.json"
+PRETRAINED_FILE = "pretrained.json"  # a policy logged by reference: the hub name, path or GGUF file it loads from
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ def _save_policy(model, tokenizer, folder: Path) -> None:
 def _load_policy(folder: Path, device: str | None):
     from .models import load_causal_lm
 
+    reference = folder / PRETRAINED_FILE
+    if reference.exists():
+        source = json.loads(reference.read_text())["name_or_path"]
+        try:
+            return load_causal_lm(source, device=device)
+        except (OSError, ValueError) as e:  # gone, or no longer a model
+            raise OSError(f"the policy of this run was logged by reference to the pretrained model {source!r}, "
+                          f"which does not load here: {e}") from e
     return load_causal_lm(folder, device=device)
 
 
@@ -94,18 +105,30 @@ class LoadedModel(NamedTuple):
     run: Any  # the MLflow run it was logged by (``run.data.params`` are that notebook's parameters)
 
 
-def log_model(run, name: str, model, *, kind: str, tokenizer=None, config: dict | None = None) -> None:
+def log_model(run, name: str, model, *, kind: str, tokenizer=None, config: dict | None = None,
+              pretrained: str | None = None) -> None:
     """Save ``model`` of ``kind`` (with ``tokenizer`` where the kind needs one and the ``config`` that
-    produced it) as artifact folder ``name`` of the MLflow ``run`` (a ``tracking.Run``)."""
+    produced it) as artifact folder ``name`` of the MLflow ``run`` (a ``tracking.Run``).
+
+    ``pretrained``: ``model`` is this pretrained policy (hub name, local path or GGUF file) unchanged;
+    the artifact then records where it loads from instead of a copy of its weights (a local path is
+    recorded absolute)."""
     from .models import _jsonable
 
     k = _kind(kind)
     if k.needs_tokenizer and tokenizer is None:
         raise ValueError(f"a {kind} is logged with its tokenizer: pass tokenizer=...")
+    if pretrained is not None and kind != "policy":
+        raise ValueError(f"only a policy is logged by reference to a pretrained model, not a {kind}")
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d) / name
         folder.mkdir(parents=True)
-        k.save(model, tokenizer, folder)
+        if pretrained is None:
+            k.save(model, tokenizer, folder)
+        else:
+            local = Path(pretrained).expanduser()
+            source = str(local.resolve()) if local.exists() else pretrained
+            (folder / PRETRAINED_FILE).write_text(json.dumps({"name_or_path": source}))
         if config is not None:
             (folder / CONFIG_FILE).write_text(json.dumps(_jsonable(config), indent=2, sort_keys=True))
         (folder / KIND_FILE).write_text(json.dumps({"kind": kind}))
