@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -101,6 +102,17 @@ def _api(base: str, token: str, path: str, body: dict | None = None) -> dict:
     return json.loads(urllib.request.urlopen(req, timeout=60).read())
 
 
+def _kernels(base: str, token: str) -> list:
+    """The running kernels; none yet where the server answers 500 while one is starting (seen once, in a
+    full suite run on 2 busy cores)."""
+    try:
+        return _api(base, token, "kernels")
+    except urllib.error.HTTPError as e:
+        if e.code < 500:
+            raise
+        return []
+
+
 def test_saving_every_notebook_through_jupyterlab_leaves_git_status_clean(lab):
     """GET then PUT of the notebook model through JupyterLab's contents API: what a save writes."""
     base, token, repo = lab
@@ -122,7 +134,7 @@ def test_a_notebook_opened_and_saved_in_jupyterlab_in_a_browser_leaves_git_statu
         page.goto(f"{base}/lab/tree/notebooks/{path.name}?token={token}")
         page.locator(".jp-Notebook").wait_for()
         deadline = time.time() + 120
-        while not any(k["execution_state"] == "idle" for k in _api(base, token, "kernels")):
+        while not any(k["execution_state"] == "idle" for k in _kernels(base, token)):
             assert time.time() < deadline, "the notebook's kernel did not start"
             time.sleep(0.5)
         page.wait_for_timeout(1000)  # the kernel's info reaches the notebook's metadata
