@@ -53,7 +53,7 @@ def reachable(graph, start) -> set[str]:
     return seen
 
 
-def test_the_reader_resolves_relative_and_lazy_imports(tmp_path):
+def test_the_reader_resolves_relative_and_lazy_imports():
     assert _unit("prmlab.prm.model") == "prm" and _unit("prmlab.tokens") == "tokens"
     graph = unit_graph()
     # prm/implicit.py imports token batches (`from ..tokens import ...`) and rl/ reaches prm/ lazily

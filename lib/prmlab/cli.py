@@ -196,8 +196,8 @@ def cmd_processbench(args) -> int:
         results = processbench.judge_scorers(scorers, subsets, args.threshold, args.choose_on)
         processbench.log(run, results)
     except BaseException as e:
-        run.set_tags({f"{tracking.TAG_PREFIX}error": f"{type(e).__name__}: {e}"[:500]})
-        run.finish("FAILED")
+        run.set_tags({f"{tracking.TAG_PREFIX}error": runner.short_error(e)})
+        run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     run.finish()
     print("\n".join(processbench.lines(results)))

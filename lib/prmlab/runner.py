@@ -202,16 +202,16 @@ def execute(p: Plan, tags: dict | None = None, log_output: bool = False, progres
                     keep_record(output, run)
                 except Exception:  # a partial notebook that does not render must not hide why the run failed
                     run.log_artifact(output, "notebook")
-            run.set_tags({f"{tracking.TAG_PREFIX}error": _short_error(e)})
+            run.set_tags({f"{tracking.TAG_PREFIX}error": short_error(e)})
             run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             if isinstance(e, KeyboardInterrupt):
                 # The killed kernel leaves nbclient's cell task with a DeadKernelError nobody awaits; asyncio
                 # would log it ("Task exception was never retrieved") when the task is collected.
                 logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-                run.end_running_children(f"the parent run was stopped: {_short_error(e)}")  # its kernel was killed
+                run.end_running_children(f"the parent run was stopped: {short_error(e)}")  # its kernel was killed
                 e.run_id, e.output = run_id, output  # for the caller's message
                 raise
-            raise RunFailed(f"{p.name} failed: {_short_error(e)} (run {run_id}, partial notebook {output})", run_id, output) from e
+            raise RunFailed(f"{p.name} failed: {short_error(e)} (run {run_id}, partial notebook {output})", run_id, output) from e
         finally:
             if previous is None:
                 os.environ.pop(tracking.RUN_ID_ENV, None)
@@ -382,7 +382,7 @@ def stoppable_kernel_manager(stopping: threading.Event):
     return StoppableKernelManager
 
 
-def _short_error(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
     ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
     text = f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
     return text.strip().splitlines()[0][:500] if text.strip() else type(e).__name__
