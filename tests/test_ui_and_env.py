@@ -196,7 +196,7 @@ def test_readme_is_a_guide_whose_table_quotes_the_notebook_durations():
     from prmlab.notebooks import TINY_MINUTES
 
     readme = (ROOT / "README.md").read_text()
-    assert len(readme.splitlines()) <= 180  # a guide of about 170 lines
+    assert len(readme.splitlines()) <= 200  # a guide of about 190 lines
     assert "Comparing runs in the MLflow UI" in readme and "workflowType" not in readme  # said in words
     rows = dict(re.findall(r"^\| `(\d\d_\w+)` \|.*\| (\d+) min \|$", readme, re.M))
     assert rows and {nb: int(m) for nb, m in rows.items()} == {nb: TINY_MINUTES[nb] for nb in rows}

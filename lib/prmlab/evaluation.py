@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .metrics import pass_at_k_curve
-from .sampling import Sampler, Samples, sample
+from .sampling import SamplerBase, Samples, sample
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Evaluation:
         return dict(c)
 
 
-def evaluate(sampler: Sampler, task, problems: list, n: int, batch_size: int = 256, progress: bool = True) -> Evaluation:
+def evaluate(sampler: SamplerBase, task, problems: list, n: int, batch_size: int = 256, progress: bool = True) -> Evaluation:
     """Sample ``n`` solutions per problem and grade each one."""
     samples = sample(sampler, [task.prompt(p) for p in problems], n=n, batch_size=batch_size, progress=progress)
     correct = np.zeros((len(problems), n), dtype=bool)

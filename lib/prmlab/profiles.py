@@ -31,6 +31,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "explorer_samples": 4,
         },
         "paper": {
+            "backend": "vllm",  # generation at scale: an in-process vLLM engine (README, "The paper profile on a GPU")
             "dataset": "gsm8k",
             "policy": "Qwen/Qwen2.5-Math-1.5B-Instruct",
             "sft_steps": 0,
@@ -72,6 +73,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "explorer_samples": 3,
         },
         "paper": {
+            "backend": "vllm",  # generation at scale: an in-process vLLM engine (README, "The paper profile on a GPU")
             "label_source": "mc-hard",
             "train_labels": "mc-hard,mc-soft",
             "lora": True,
@@ -124,6 +126,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "explorer_samples": 2,
         },
         "paper": {
+            "backend": "vllm",  # generation at scale: an in-process vLLM engine (README, "The paper profile on a GPU")
             "arms": "verifiable,prm-sum,prm-min,prm-min+vr",
             "rl_steps": 200,
             "prompts_per_step": 64,
@@ -162,6 +165,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "filter_low": 0.0,  # the smoke policy solves nothing: keep all-wrong groups, or no step would update
         },
         "paper": {
+            "backend": "vllm",  # generation at scale: an in-process vLLM engine (README, "The paper profile on a GPU")
             "rl_steps": 200,
             "prompts_per_step": 64,
             "max_new_tokens": 512,
@@ -201,6 +205,7 @@ OVERLAYS: dict[str, dict[str, dict]] = {
             "genealogy_particles": 4,
         },
         "paper": {
+            "backend": "vllm",  # generation at scale: an in-process vLLM engine (README, "The paper profile on a GPU")
             "scorers": "prm",
             "n_problems": 200,
             "max_n": 64,

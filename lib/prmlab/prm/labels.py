@@ -31,7 +31,8 @@ import numpy as np
 
 from ..choices import check_choice
 from ..metrics import auroc
-from ..sampling import Sampler, SamplingConfig, sample
+from ..backends import make_sampler
+from ..sampling import SamplerBase, SamplingConfig, sample
 from .formats import StepwiseRecord
 
 LABEL_SOURCES = ("oracle", "mc-hard", "mc-soft", "outcome")
@@ -84,7 +85,7 @@ def make_solutions(task, problems: list, texts: list[list[str]], num_tokens: lis
     return out
 
 
-def sample_solutions(sampler: Sampler, task, problems: list, n_per_problem: int, batch_size: int = 256,
+def sample_solutions(sampler: SamplerBase, task, problems: list, n_per_problem: int, batch_size: int = 256,
                      progress: bool = False) -> list[Solution]:
     """``n_per_problem`` sampled solutions per problem (seeded by the sampler's config), split into steps."""
     if n_per_problem < 1:
@@ -101,10 +102,10 @@ def sample_solutions(sampler: Sampler, task, problems: list, n_per_problem: int,
 
 
 class SamplerCompleter:
-    """Completes step prefixes with a :class:`Sampler` through `prmlab.sampling.sample` (each prefix
+    """Completes step prefixes with a sampler (`prmlab.sampling.SamplerBase`) through `prmlab.sampling.sample` (each prefix
     encoded once, its cached state copied to its n rows, prefixes batched in order of length)."""
 
-    def __init__(self, sampler: Sampler, batch_size: int = 256, progress: bool = False):
+    def __init__(self, sampler: SamplerBase, batch_size: int = 256, progress: bool = False):
         self.sampler = sampler
         self.batch_size = batch_size
         self.progress = progress
@@ -157,17 +158,17 @@ class MonteCarlo:
         return n * sum(max(len(h) - 1, 0) for h in self.hits)
 
 
-def monte_carlo(completer: Sampler | Completer, task, problems: list, solutions: list[Solution], n: int,
+def monte_carlo(completer: SamplerBase | Completer, task, problems: list, solutions: list[Solution], n: int,
                 batch_size: int = 256, progress: bool = False) -> MonteCarlo:
     """Math-Shepherd rollouts: ``n`` completions from every step prefix (but the last) of every solution.
 
     A prefix is the prompt followed by steps ``0..i``, each ending with the task's step delimiter. Each
     completion is graded by the task on the whole solution it makes (prefix steps + completion).
-    ``completer`` is a :class:`Sampler` (usually the policy itself) or any :data:`Completer`.
+    ``completer`` is a sampler (usually the policy itself) or any :data:`Completer`.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if isinstance(completer, Sampler):
+    if isinstance(completer, SamplerBase):
         completer = SamplerCompleter(completer, batch_size=batch_size, progress=progress)
     prefixes, heads, where = [], [], []
     for s_idx, sol in enumerate(solutions):
@@ -286,14 +287,15 @@ class LabelSet:
 
 
 def build_label_set(policy, tokenizer, task, problems: list, n_per_problem: int = 4, n_mc: int = 8,
-                    sampling: SamplingConfig | None = None, completer: Sampler | Completer | None = None,
-                    batch_size: int = 256, progress: bool = True) -> LabelSet:
+                    sampling: SamplingConfig | None = None, completer: SamplerBase | Completer | None = None,
+                    batch_size: int = 256, progress: bool = True, backend: str = "prmlab") -> LabelSet:
     """Sample ``n_per_problem`` solutions per problem from ``policy`` and label them every way.
 
     ``sampling`` (seed included) drives both the solutions and, unless ``completer`` is given, the
-    Monte Carlo completions (by the policy itself, ``n_mc`` per step prefix; 0 skips them).
+    Monte Carlo completions (by the policy itself, ``n_mc`` per step prefix; 0 skips them), generated on
+    ``backend`` (`prmlab.backends.make_sampler`).
     """
-    sampler = Sampler(policy, tokenizer, sampling or SamplingConfig(), step_delimiter=task.step_delimiter)
+    sampler = make_sampler(policy, tokenizer, sampling or SamplingConfig(), task.step_delimiter, backend)
     solutions = sample_solutions(sampler, task, problems, n_per_problem, batch_size, progress)
     mc = None
     if n_mc > 0:

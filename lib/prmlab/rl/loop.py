@@ -31,13 +31,14 @@ import torch
 
 from ..batching import epoch_order, length_chunks
 from ..choices import check_choice
-from ..sampling import Sampler, SamplingConfig, sample
+from ..backends import BACKENDS, make_sampler
+from ..sampling import SamplerBase, SamplingConfig, sample
 from ..tokens import batched_logprobs, response_logprobs
 from . import meter
 from .advantages import masked_mean
 from .ppo import KL_KINDS, kl_estimate, ppo_clip_loss
 from .prime import filter_groups
-from .rollouts import Rollouts, collect
+from .rollouts import Rollouts, collect, engine_logprob_gap
 
 
 @dataclass
@@ -68,9 +69,11 @@ class RLConfig:
     eval_every: int = 5  # evaluate every this many RL steps (and after the last)
     eval_samples: int = 4  # sampled responses per eval problem (sampled pass@1 averages them)
     seed: int = 0  # fixes the problem order, the rollouts' random streams and the minibatch order
+    backend: str = "prmlab"  # generation: prmlab's sampler | vllm (an in-process engine, weights pushed after each update)
 
     def __post_init__(self):
         check_choice(self.kl_estimator, KL_KINDS, "kl_estimator")
+        check_choice(self.backend, BACKENDS, "backend")
         if self.k < 2:
             raise ValueError(f"k must be >= 2 (leave-one-out baselines need a group), got {self.k}")
         for name in ("steps", "prompts_per_step", "max_new_tokens", "ppo_epochs", "minibatch_size",
@@ -98,8 +101,8 @@ def evaluate_policy(policy, tokenizer, task, problems: list, cfg: RLConfig, batc
     # the sampled accuracy (the headline's) is plain eval/accuracy: MLflow orders its charts and compare
     # tables by metric key, so it comes first, with eval/accuracy_greedy beside it
     for key, temp, n in (("eval/accuracy_greedy", 0.0, 1), ("eval/accuracy", 1.0, cfg.eval_samples)):
-        sampler = Sampler(policy, tokenizer, SamplingConfig(temperature=temp, max_new_tokens=cfg.max_new_tokens,
-                                                            seed=cfg.seed + 1), step_delimiter=task.step_delimiter)
+        sampler = make_sampler(policy, tokenizer, SamplingConfig(temperature=temp, max_new_tokens=cfg.max_new_tokens,
+                                                                 seed=cfg.seed + 1), task.step_delimiter, cfg.backend)
         s = sample(sampler, prompts, n, batch_size)
         out[key] = sum(bool(task.grade(problems[r // n], t)) for r, t in enumerate(s.texts)) / len(s.texts)
     return out
@@ -159,7 +162,7 @@ def accumulate_gradient(model, ro: Rollouts, advantages: torch.Tensor, rows: tor
     return sums
 
 
-def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> tuple[Rollouts | None, int, dict]:
+def rollout_batch(sampler: SamplerBase, task, cfg: RLConfig, stream, drawn: int) -> tuple[Rollouts | None, int, dict]:
     """The rollouts of one RL step, and the problems drawn so far (every problem drawn gets fresh random
     streams). With ``cfg.accuracy_filter`` (PRIME) only problems whose group accuracy lies in
     ``[filter_low, filter_high]`` are kept, and further problems are sampled (up to ``filter_rounds``
@@ -169,8 +172,9 @@ def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> 
         problems = [task.train[next(stream)] for _ in range(cfg.prompts_per_step)]
         ro = collect(sampler, task, problems, cfg.k, stream_base=drawn * cfg.k)
         drawn, sampled = drawn + len(problems), sampled + ro.batch_size
+        gap = engine_logprob_gap(ro) if not sampler.exact_logprobs and cfg.temperature == 1.0 else {}
         if not cfg.accuracy_filter:
-            return ro, drawn, {"rollout/sampled": float(sampled)}
+            return ro, drawn, {"rollout/sampled": float(sampled), **gap}
         keep = filter_groups(ro.correct, cfg.k, cfg.filter_low, cfg.filter_high,
                              torch.tensor(ro.samples.truncated), cfg.filter_truncated)
         keep &= torch.cumsum(keep.long(), 0) <= cfg.prompts_per_step - kept  # no more than the batch needs
@@ -179,7 +183,7 @@ def rollout_batch(sampler: Sampler, task, cfg: RLConfig, stream, drawn: int) -> 
             kept += int(keep.sum())
         if kept >= cfg.prompts_per_step:
             break
-    stats = {"rollout/sampled": float(sampled), "filter/kept_share": kept * cfg.k / sampled}
+    stats = {"rollout/sampled": float(sampled), "filter/kept_share": kept * cfg.k / sampled, **gap}
     return (Rollouts.concat(parts) if parts else None), drawn, stats
 
 
@@ -203,8 +207,8 @@ def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eva
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     model, opt = acc.prepare(policy, opt)
-    sampler = Sampler(policy, tokenizer, SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                                                        seed=cfg.seed), step_delimiter=task.step_delimiter)
+    sampler = make_sampler(policy, tokenizer, SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                                                             seed=cfg.seed), task.step_delimiter, cfg.backend)
     stream, drawn, sampled = epoch_order(len(task.train), cfg.seed), 0, 0.0  # training problems, epoch by epoch
     history, t_start = [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc="rl", disable=not (progress and acc.is_main_process))
@@ -235,7 +239,11 @@ def train(policy, tokenizer, task, advantage_fn: AdvantageFn, cfg: RLConfig, eva
             row["train/kl_ref"] = float(masked_mean(kl_estimate(ro.old_logprobs, ro.ref_logprobs, cfg.kl_estimator),
                                                     ro.response_mask))
         row |= ppo_update(model, opt, params, ro, advantages, cfg, acc, step)
+        t_sync = time.perf_counter()
+        sampler.sync()  # the next rollouts come from the updated weights (an engine gets them pushed)
         t3 = time.perf_counter()
+        if not sampler.exact_logprobs:
+            row["perf/weight_sync_s"] = t3 - t_sync
         row |= {"perf/eval_s": t_eval, "perf/rollout_s": t1 - t0, "perf/reward_s": t2 - t1, "perf/update_s": t3 - t2,
                 "perf/elapsed_s": t3 - t_start}
         if after_step is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sampling import Sampler, Samples, sample
+from ..sampling import SamplerBase, Samples, sample
 from ..tokens import TokenBatch, batched_logprobs, widen_cat
 
 
@@ -85,7 +85,7 @@ class Rollouts:
                         None if any(r is None for r in refs) else widen_cat(refs, 0.0))
 
 
-def collect(sampler: Sampler, task, problems: list, k: int, stream_base: int = 0, batch_size: int = 256,
+def collect(sampler: SamplerBase, task, problems: list, k: int, stream_base: int = 0, batch_size: int = 256,
             progress: bool = False) -> Rollouts:
     """Sample ``k`` responses to each problem, grade them (the oracle's verdict where the task has one)
     and pack them.
@@ -93,7 +93,8 @@ def collect(sampler: Sampler, task, problems: list, k: int, stream_base: int = 0
     Response j to problem i draws from random stream ``stream_base + i * k + j``: give every batch its
     own ``stream_base`` so that a problem seen twice is not answered with the same draws. The sampler's
     log-probs are the policy's own when it sampled at temperature 1 (see `prmlab.sampling.draw_tokens`);
-    at another temperature they are recomputed with one forward pass.
+    at another temperature, or from a generator whose log-probs are not the trainer's (vLLM's kernels),
+    they are recomputed with one forward pass (`engine_logprob_gap` compares the two).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -108,10 +109,20 @@ def collect(sampler: Sampler, task, problems: list, k: int, stream_base: int = 0
         correct = torch.tensor([bool(task.grade(problems[r // k], s.texts[r])) for r in range(len(s.texts))],
                                dtype=torch.bool)
     tokens = TokenBatch.pack(s.prompt_ids, s.token_ids, sampler.pad_id)
-    if sampler.config.temperature != 1.0:  # (top-p does not change them: see draw_tokens)
+    if sampler.config.temperature != 1.0 or not sampler.exact_logprobs:  # (top-p does not change them: see draw_tokens)
         old = batched_logprobs(sampler.model, tokens)
     else:
         old = torch.zeros_like(tokens.response_mask)
         for r, lp in enumerate(s.logprobs):
             old[r, : len(lp)] = lp
     return Rollouts(list(problems), s, correct, verdicts, tokens, old)
+
+
+def engine_logprob_gap(ro: Rollouts) -> dict[str, float]:
+    """How far the generator's log-probs of the sampled tokens lie from the trainer's (``old_logprobs``, what
+    the PPO ratio uses): mean and largest absolute difference over response tokens. Meaningful where both
+    are at temperature 1."""
+    gaps = torch.cat([(lp - ro.old_logprobs[r, : len(lp)]).abs() for r, lp in enumerate(ro.samples.logprobs)])
+    if len(gaps) == 0:
+        return {}
+    return {"perf/engine_logprob_gap": float(gaps.mean()), "perf/engine_logprob_gap_max": float(gaps.max())}
