@@ -134,6 +134,12 @@ class Engine:
         self.max_model_len = settings.max_model_len or min(int(positions), 4096)
         dtype = settings.dtype if settings.dtype != "auto" else str(next(model.parameters()).dtype).removeprefix("torch.")
         t0 = time.perf_counter()
+        # vLLM's CPU worker would cut this process to one torch thread and disable torch.set_num_threads: the
+        # trainer shares the process, so both keep the threads they had
+        threads, set_threads = torch.get_num_threads(), torch.set_num_threads
+        ours = "OMP_NUM_THREADS" not in os.environ
+        if ours:
+            os.environ["OMP_NUM_THREADS"] = str(threads)  # read by vLLM at start-up only
         with tempfile.TemporaryDirectory(prefix="prmlab-vllm-") as folder:
             base.save_pretrained(folder, state_dict=engine_weights(model))
             self.llm = LLM(model=folder, skip_tokenizer_init=True, dtype=dtype, seed=settings.seed,
@@ -141,6 +147,10 @@ class Engine:
                            max_model_len=self.max_model_len, enforce_eager=settings.enforce_eager,
                            tensor_parallel_size=settings.tensor_parallel_size,
                            gpu_memory_utilization=settings.gpu_memory_utilization)
+        torch.set_num_threads = set_threads
+        torch.set_num_threads(threads)
+        if ours:
+            del os.environ["OMP_NUM_THREADS"]
         self.startup_s = time.perf_counter() - t0
         self.holds = fingerprint(model)
         self.sync_s, self.syncs, self.generate_s = 0.0, 0, 0.0
