@@ -33,6 +33,24 @@ from prmlab.tasks.arith import ArithTask  # noqa: E402
 BATCH, MAX_NEW, REPEATS = 256, 96, 5
 
 
+def tokens_to_eos(gen: torch.Tensor, eos: int) -> int:
+    """Real generated tokens of `model.generate`'s padded output: up to and including each row's first EOS."""
+    is_eos = gen == eos
+    first = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((gen.shape[0],), gen.shape[1]))
+    return int(first.sum())
+
+
+def alternating_rates(sides: dict, repeats: int) -> dict[str, list[float]]:
+    """Tokens per second of each side (a function returning the tokens it made), the sides taking turns."""
+    rates = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            t0 = time.perf_counter()
+            n = fn()
+            rates[name].append(n / (time.perf_counter() - t0))
+    return rates
+
+
 def main():
     torch.set_num_threads(2)
     model, tok, source = bench_policy()
@@ -56,19 +74,10 @@ def main():
         with torch.no_grad():
             out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=MAX_NEW,
                                  eos_token_id=eos, pad_token_id=tok.pad_token_id)
-        gen = out[:, enc.input_ids.shape[1]:]
-        # real tokens: up to and including the first EOS of each row
-        is_eos = gen == eos
-        first = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((gen.shape[0],), gen.shape[1]))
-        return int(first.sum())
+        return tokens_to_eos(out[:, enc.input_ids.shape[1]:], eos)
 
     ours(), theirs()  # warm-up
-    rates = {"ours": [], "generate": []}
-    for _ in range(REPEATS):
-        for name, fn in (("ours", ours), ("generate", theirs)):
-            t0 = time.perf_counter()
-            n = fn()
-            rates[name].append(n / (time.perf_counter() - t0))
+    rates = alternating_rates({"ours": ours, "generate": theirs}, REPEATS)
     ours_tps, gen_tps = median(rates["ours"]), median(rates["generate"])
     print(f"policy: {source}; batch {BATCH}; threads {torch.get_num_threads()}")
     print(f"prmlab sampler : {ours_tps:8.0f} tokens/s (runs: {[round(r) for r in rates['ours']]})")
@@ -113,12 +122,7 @@ def vllm_side(dtype: str) -> dict:
         return sample(sampler, prompts[:k], REAL_N).num_tokens
 
     raw(4), backend(4)  # warm-up, on a few prompts
-    rates = {"llm.generate": [], "prmlab vllm backend": []}
-    for _ in range(REAL_REPEATS):
-        for name, fn in (("llm.generate", raw), ("prmlab vllm backend", backend)):
-            t0 = time.perf_counter()
-            n = fn()
-            rates[name].append(n / (time.perf_counter() - t0))
+    rates = alternating_rates({"llm.generate": raw, "prmlab vllm backend": backend}, REAL_REPEATS)
     return {"startup_s": sampler.engine.startup_s, **{k: median(v) for k, v in rates.items()}, "runs": rates}
 
 
@@ -138,23 +142,16 @@ def real_main():
 
     def generate(k=len(prompts)):
         with torch.no_grad():
-            out = model.generate(input_ids=enc.input_ids[:k], attention_mask=enc.attention_mask[:k], do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=REAL_MAX_NEW,
+            out = model.generate(input_ids=enc.input_ids[:k], attention_mask=enc.attention_mask[:k], do_sample=True,
+                                 temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=REAL_MAX_NEW,
                                  num_return_sequences=REAL_N, eos_token_id=eos, pad_token_id=tok.pad_token_id)
-        gen = out[:, enc.input_ids.shape[1]:]
-        is_eos = gen == eos
-        first = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((gen.shape[0],), gen.shape[1]))
-        return int(first.sum())
+        return tokens_to_eos(out[:, enc.input_ids.shape[1]:], eos)
 
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
     sides = {"sampler fp32": ours(model), "sampler bf16": ours(bf16), "generate fp32": generate}
-    rates = {k: [] for k in sides}
     for fn in sides.values():
         fn(4)  # warm-up, on a few prompts
-    for _ in range(REAL_REPEATS):
-        for name, fn in sides.items():
-            t0 = time.perf_counter()
-            n = fn()
-            rates[name].append(n / (time.perf_counter() - t0))
+    rates = alternating_rates(sides, REAL_REPEATS)
     ours_tps = {k: median(v) for k, v in rates.items()}
     engine = {}
     for dtype in ("bfloat16", "float32"):
